@@ -1,0 +1,58 @@
+/*
+ * config.h - sff's configuration, read from SFF_* environment variables (12-factor). Every setting
+ * has a default, so `sff serve` starts with nothing set. Secrets are kept here but never logged.
+ */
+#ifndef SFF_CONFIG_H
+#define SFF_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define SFF_CONFIG_MAX_LISTEN 8
+
+typedef struct st_sff_listen_t {
+    char host[128]; /* numeric address or name; "" for any */
+    char port[8];
+} sff_listen_t;
+
+typedef struct st_sff_config_t {
+    sff_listen_t listen[SFF_CONFIG_MAX_LISTEN];
+    size_t nlisten;
+    int workers;
+    char *tls_cert;
+    char *tls_key;
+    char *jwt_secret;
+    char *jwt_keys_file;
+    char *jwt_issuer;
+    char *jwt_audience;
+    int64_t jwt_leeway_s;
+    char *jwt_cookie;
+    char *functions_dir;
+    char *schemas_dir;
+    char *static_dir;
+    size_t max_body;
+    char **cors_origins; /* NULL-terminated; {"*"} allows any origin (without credentials) */
+    char *log_level;
+    uint32_t timeout_ms;       /* default route timeout (SFF_TIMEOUT_MS) */
+    uint32_t drain_timeout_ms; /* SIGTERM drain deadline (SFF_DRAIN_TIMEOUT_MS) */
+    uint32_t idle_timeout_ms;  /* keep-alive idle timeout (SFF_IDLE_TIMEOUT_MS) */
+    int json_max_depth;        /* SFF_JSON_MAX_DEPTH */
+    size_t coro_stack;         /* SFF_CORO_STACK */
+    int access_log;            /* SFF_ACCESS_LOG: 1 on (default), 0 off */
+    /* HTTP/2 abuse budgets (per connection) */
+    uint32_t h2_max_resets;        /* SFF_H2_MAX_RESETS: streams reset before their response, per 10 s */
+    size_t max_header_bytes;       /* SFF_MAX_HEADER_BYTES: decoded request header bytes per request */
+    uint32_t body_timeout_ms;      /* SFF_BODY_TIMEOUT_MS: a request body must arrive within this */
+} sff_config_t;
+
+/* Reads the environment into config. Returns 0, or -1 with a message in err naming the variable. */
+int sff_config_load(sff_config_t *config, char *err, size_t errlen);
+void sff_config_dispose(sff_config_t *config);
+
+/* Parses "1048576", "64k", "1m", "2g" (binary units). Returns -1 when malformed. */
+int sff_config_parse_size(const char *s, size_t *out);
+
+/* Nonzero when origin (exactly as sent) is allowed by SFF_CORS_ORIGINS. */
+int sff_config_origin_allowed(const sff_config_t *config, const char *origin, size_t len);
+
+#endif
