@@ -28,7 +28,7 @@ endif
 PREFIX ?= /usr/local
 WARN := -Wall -Wextra -Werror -Wno-missing-field-initializers
 CPPFLAGS := -D_GNU_SOURCE -DH2O_USE_LIBUV=0 -I. -Igateway -Ifunctions
-CFLAGS := -std=c11 $(OPT) -g -fno-omit-frame-pointer $(WARN) $(SANFLAGS) -MMD -MP
+CFLAGS := -std=c11 $(OPT) -g -fno-omit-frame-pointer -fstack-clash-protection $(WARN) $(SANFLAGS) -MMD -MP
 LDFLAGS := $(SANFLAGS)
 LIBS := -lh2o-evloop -ljwt -ljansson -lssl -lcrypto -lz -lsodium -lpthread -ldl -lm
 

@@ -32,6 +32,7 @@ typedef struct st_sff_logger_t {
 #define ENV_RID "sff.rid"
 #define ENV_ROUTE "sff.route"
 #define ENV_SUB "sff.sub"
+#define ENV_OWN "sff.own" /* the response is sff's, not an error page h2o made */
 
 static h2o_iovec_t env_get(h2o_req_t *req, const char *name)
 {
@@ -138,6 +139,7 @@ static void free_slot(void *p)
 static void send_body(h2o_req_t *req, int status, const char *type, h2o_iovec_t body)
 {
     static h2o_generator_t generator = {NULL, NULL};
+    env_set(req, ENV_OWN, "1", 1);
     req->res.status = status;
     req->res.reason = reason(status);
     if (type != NULL && status != 204 && status != 304)
@@ -378,6 +380,12 @@ static int authenticate(sff_worker_t *w, h2o_req_t *req, const sff_route_entry_t
             return -1;
         }
     }
+    if (*claims != NULL) {
+        /* the verifier's cache keeps the claims: a function gets its own copy to change at will */
+        json_t *copy = json_deep_copy(*claims);
+        json_decref(*claims);
+        *claims = copy;
+    }
     int code = sff_auth_check_policy(route, *claims, &msg);
     if (code == SFF_EUNAUTHORIZED) {
         sff_metrics_auth_failure(SFF_METRIC_AUTH_MISSING);
@@ -534,8 +542,80 @@ static void on_log(h2o_logger_t *self, h2o_req_t *req)
     sff_log_access(&a);
 }
 
+/* ---- h2o's own error pages become envelopes ----------------------------------------------------- */
+
+typedef struct st_envelope_ostream_t {
+    h2o_ostream_t super;
+    h2o_iovec_t body;
+} envelope_ostream_t;
+
+static void on_envelope_send(h2o_ostream_t *self, h2o_req_t *req, h2o_iovec_t *bufs, size_t bufcnt, h2o_send_state_t state)
+{
+    (void)bufs;
+    (void)bufcnt;
+    if (h2o_send_state_is_in_progress(state)) {
+        h2o_ostream_send_next(self, req, NULL, 0, state); /* the original body is dropped */
+        return;
+    }
+    h2o_ostream_send_next(self, req, &((envelope_ostream_t *)self)->body, 1, state);
+}
+
+static int status_code(int status)
+{
+    switch (status) {
+    case 400:
+        return SFF_EBADREQ;
+    case 401:
+        return SFF_EUNAUTHORIZED;
+    case 403:
+        return SFF_EFORBIDDEN;
+    case 404:
+        return SFF_ENOTFOUND;
+    case 405:
+        return SFF_EMETHOD;
+    case 413:
+        return SFF_ETOOLARGE;
+    case 415:
+        return SFF_EMEDIATYPE;
+    case 431:
+        return SFF_EHEADERS;
+    case 503:
+        return SFF_EOVERLOADED;
+    case 504:
+        return SFF_ETIMEDOUT;
+    }
+    return status >= 500 ? SFF_EINTERNAL : SFF_EBADREQ;
+}
+
+/* Errors that h2o answers by itself (a body over its limit, a malformed request, a file it may not
+ * serve) come as text/plain pages; they are rewritten into the envelope, with a request id. */
+static void on_setup_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t **slot)
+{
+    (void)self;
+    if (req->res.status >= 400 && env_get(req, ENV_OWN).base == NULL) {
+        if (env_get(req, ENV_RID).base == NULL)
+            set_request_id(req);
+        int code = status_code(req->res.status);
+        json_t *env = sff_http_envelope(code, req->res.status == 413 ? sff_strerror(code) : req->res.reason, NULL,
+                                        sff_http_request_id(req));
+        char *text = json_dumps(env, JSON_COMPACT);
+        json_decref(env);
+        if (text != NULL) {
+            envelope_ostream_t *o = (envelope_ostream_t *)h2o_add_ostream(req, sizeof(*o), slot);
+            o->super.do_send = on_envelope_send;
+            o->body = h2o_strdup(&req->pool, text, SIZE_MAX);
+            free(text);
+            h2o_set_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, H2O_STRLIT("application/json; charset=utf-8"), 1);
+            req->res.content_length = o->body.len;
+            slot = &o->super.next;
+        }
+    }
+    h2o_setup_next_ostream(req, slot);
+}
+
 void sff_http_register(sff_worker_t *w, h2o_hostconf_t *hostconf)
 {
+    h2o_create_filter(&hostconf->fallback_path, sizeof(h2o_filter_t))->on_setup_ostream = on_setup_ostream;
     h2o_pathconf_t *pathconf = h2o_config_register_path(hostconf, "/", 0);
     sff_handler_t *h = (sff_handler_t *)h2o_create_handler(pathconf, sizeof(*h));
     h->super.on_req = on_req;
@@ -547,6 +627,7 @@ void sff_http_register(sff_worker_t *w, h2o_hostconf_t *hostconf)
     sff_handler_t *fb = (sff_handler_t *)h2o_create_handler(pathconf, sizeof(*fb));
     fb->super.on_req = on_fallback;
     fb->w = w;
+    h2o_create_filter(pathconf, sizeof(h2o_filter_t))->on_setup_ostream = on_setup_ostream;
     h2o_compress_args_t args = {.min_size = 256, .gzip = {.quality = 1}, .brotli = {.quality = -1}};
     h2o_compress_register(pathconf, &args);
     sff_logger_t *logger = (sff_logger_t *)h2o_create_logger(pathconf, sizeof(*logger));

@@ -14,7 +14,10 @@
  *     refuses them in C.UTF-8, up to MAX_CLASS_EXPANSION characters per pattern;
  *   - (?:...) and (?<name>...) become plain groups; a "{" that does not start a quantifier is
  *     literal, as in ECMA-262's Annex B;
- *   - lookaround, backreferences, lazy quantifiers, \b \B, \p{...} and \cX are refused.
+ *   - lookaround, backreferences, lazy quantifiers, \b \B, \p{...} and \cX are refused, and so
+ *     are, as in ECMA-262, a quantifier that follows no atom ("a**", "^*"); patterns whose
+ *     repetitions expand to more than MAX_PATTERN_ATOMS atoms or whose groups nest deeper than
+ *     MAX_GROUP_DEPTH are refused too, since regcomp() copies repeated subtrees.
  * Matching is a search (unanchored), as in JSON Schema. It happens in the C.UTF-8 locale so that
  * "." and classes match characters rather than bytes; where that locale is missing, matching is
  * byte-wise and patterns with non-ASCII characters in classes are refused.
@@ -42,6 +45,11 @@
 /* The most non-ASCII characters the ranges of the character classes of one pattern may expand to
  * (negated classes and \s included). */
 #define MAX_CLASS_EXPANSION 4096
+/* Bounds on a pattern: its size in atoms once regcomp() has expanded its repetitions, the nesting
+ * of its groups, and a repetition count (glibc's RE_DUP_MAX). */
+#define MAX_PATTERN_ATOMS 10000
+#define MAX_GROUP_DEPTH 32
+#define RE_DUP_MAX_BOUND 32767
 /* The length from which an enum message lists no further values. */
 #define MAX_ENUM_MESSAGE 200
 
@@ -61,8 +69,12 @@ static const struct {
     const char *noun;
     unsigned bit;
 } type_names[] = {
-    {"string", "a string", T_STRING}, {"number", "a number", T_NUMBER}, {"integer", "an integer", T_INTEGER},
-    {"boolean", "a boolean", T_BOOLEAN}, {"array", "an array", T_ARRAY}, {"object", "an object", T_OBJECT},
+    {"string", "a string", T_STRING},
+    {"number", "a number", T_NUMBER},
+    {"integer", "an integer", T_INTEGER},
+    {"boolean", "a boolean", T_BOOLEAN},
+    {"array", "an array", T_ARRAY},
+    {"object", "an object", T_OBJECT},
     {"null", "null", T_NULL},
 };
 
@@ -303,7 +315,7 @@ typedef struct st_cclass_t {
 typedef struct st_translate_t {
     const char *src;
     size_t len, i;
-    int utf8; /* matching happens in C.UTF-8 */
+    int utf8;         /* matching happens in C.UTF-8 */
     size_t expansion; /* non-ASCII characters listed in classes so far */
     buf_t out;
     const char *error;
@@ -673,23 +685,33 @@ exit:
 }
 
 /* Whether t->src at t->i (a "{") starts an ECMA-262 quantifier ({n}, {n,} or {n,m}); if so, sets
- * *end past its "}". */
-static int is_quantifier(const translate_t *t, size_t *end)
+ * *end past its "}" and *count to the number of copies of its atom the ERE engine makes (m, or
+ * n + 1 without m; numbers above RE_DUP_MAX_BOUND read as RE_DUP_MAX_BOUND + 1). */
+static int is_quantifier(const translate_t *t, size_t *end, size_t *count)
 {
-    size_t i = t->i + 1, digits = 0;
+    size_t i = t->i + 1, digits = 0, n = 0, m = 0;
 
-    while (i < t->len && t->src[i] >= '0' && t->src[i] <= '9')
-        i++, digits++;
+    for (; i < t->len && t->src[i] >= '0' && t->src[i] <= '9'; i++, digits++)
+        if (n <= RE_DUP_MAX_BOUND)
+            n = n * 10 + (size_t)(t->src[i] - '0');
     if (digits == 0)
         return 0;
     if (i < t->len && t->src[i] == ',') {
-        i++;
-        while (i < t->len && t->src[i] >= '0' && t->src[i] <= '9')
-            i++;
+        digits = 0;
+        for (i++; i < t->len && t->src[i] >= '0' && t->src[i] <= '9'; i++, digits++)
+            if (m <= RE_DUP_MAX_BOUND)
+                m = m * 10 + (size_t)(t->src[i] - '0');
+        if (digits == 0)
+            m = n + 1;
+    } else {
+        m = n;
     }
     if (i >= t->len || t->src[i] != '}')
         return 0;
     *end = i + 1;
+    *count = m > n ? m : n;
+    if (*count > RE_DUP_MAX_BOUND)
+        *count = RE_DUP_MAX_BOUND + 1;
     return 1;
 }
 
@@ -718,13 +740,29 @@ static void emit_literal(translate_t *t, unsigned cp)
     }
 }
 
-/* Translates the ECMA-262 pattern src into an ERE in t->out. Returns 0, or -1 with t->error. */
+/*
+ * Translates the ECMA-262 pattern src into an ERE in t->out. Returns 0, or -1 with t->error.
+ *
+ * glibc's regcomp() copies the subtree of an atom for each repetition ("a{3}" is "aaa", "a+" is
+ * "aa*") and gives up only when memory runs out, so nested or stacked quantifiers can cost
+ * exponential time and space. Hence, as in ECMA-262, a quantifier must follow an atom (not another
+ * quantifier or an assertion), and the size of the pattern after these copies, counted in atoms,
+ * is bounded by MAX_PATTERN_ATOMS, as is the nesting of groups (regcomp() recurses on it).
+ */
 static int translate_pattern(translate_t *t)
 {
+    /* Per open group: its size so far (all alternatives) and the size of its last atom, which a
+     * quantifier would repeat (0: nothing to repeat). */
+    struct {
+        size_t total, last;
+    } groups[MAX_GROUP_DEPTH + 1] = {{0, 0}};
+    size_t depth = 0, atom;
+
     buf_append(&t->out, "", 0);
     while (t->i < t->len) {
         char c = t->src[t->i];
-        size_t end;
+        size_t end, count;
+        atom = 1;
         switch (c) {
         case '\\': {
             unsigned cp;
@@ -789,31 +827,64 @@ static int translate_pattern(translate_t *t)
                     return -1;
                 }
             }
+            if (depth == MAX_GROUP_DEPTH) {
+                snprintf(t->error_buf, sizeof(t->error_buf), "groups nested deeper than %d", MAX_GROUP_DEPTH);
+                t->error = t->error_buf;
+                return -1;
+            }
+            depth++;
+            groups[depth].total = groups[depth].last = 0;
             buf_char(&t->out, '(');
+            continue;
+        case ')':
+            if (depth == 0) {
+                t->error = "unmatched )";
+                return -1;
+            }
+            /* An empty group still makes a node. */
+            atom = groups[depth].total != 0 ? groups[depth].total : 1;
+            depth--;
+            buf_char(&t->out, ')');
+            t->i++;
             break;
         case '*':
         case '+':
         case '?':
-            buf_char(&t->out, c);
-            t->i++;
-            if (check_lazy(t) != 0)
-                return -1;
-            break;
         case '{':
-            if (is_quantifier(t, &end)) {
-                buf_append(&t->out, t->src + t->i, end - t->i);
-                t->i = end;
-                if (check_lazy(t) != 0)
-                    return -1;
-            } else {
+            if (c != '{') {
+                end = t->i + 1;
+                count = c == '+' ? 2 : 1;
+            } else if (!is_quantifier(t, &end, &count)) {
                 buf_str(&t->out, "\\{");
                 t->i++;
+                break;
             }
-            break;
+            if (groups[depth].last == 0) {
+                t->error = "nothing to repeat (a quantifier must follow a character, a class or a group)";
+                return -1;
+            }
+            if (count > RE_DUP_MAX_BOUND) {
+                snprintf(t->error_buf, sizeof(t->error_buf), "repetition counts above %d are not supported", RE_DUP_MAX_BOUND);
+                t->error = t->error_buf;
+                return -1;
+            }
+            buf_append(&t->out, t->src + t->i, end - t->i);
+            t->i = end;
+            if (check_lazy(t) != 0)
+                return -1;
+            /* The atom now stands count times; nothing may repeat the quantified atom again. */
+            groups[depth].total += groups[depth].last * (count - 1);
+            groups[depth].last = 0;
+            if (groups[depth].total > MAX_PATTERN_ATOMS)
+                goto too_large;
+            continue;
         case '|':
-        case ')':
         case '^':
         case '$':
+            buf_char(&t->out, c);
+            t->i++;
+            groups[depth].last = 0;
+            continue;
         case ']':
         case '}':
             buf_char(&t->out, c);
@@ -823,8 +894,22 @@ static int translate_pattern(translate_t *t)
             emit_literal(t, utf8_next(t->src, t->len, &t->i));
             break;
         }
+        groups[depth].total += atom;
+        groups[depth].last = atom;
+        if (groups[depth].total > MAX_PATTERN_ATOMS)
+            goto too_large;
+    }
+    if (depth != 0) {
+        t->error = "unmatched (";
+        return -1;
     }
     return 0;
+
+too_large:
+    snprintf(t->error_buf, sizeof(t->error_buf), "pattern too large once its repetitions are expanded (more than %d atoms)",
+             MAX_PATTERN_ATOMS);
+    t->error = t->error_buf;
+    return -1;
 }
 
 /* Compilation. */
@@ -1112,8 +1197,7 @@ static int compile_keyword(compile_t *c, node_t *node, const char *key, json_t *
         }
         return 0;
     }
-    if (strcmp(key, "title") == 0 || strcmp(key, "description") == 0 || strcmp(key, "$schema") == 0 ||
-        strcmp(key, "$id") == 0) {
+    if (strcmp(key, "title") == 0 || strcmp(key, "description") == 0 || strcmp(key, "$schema") == 0 || strcmp(key, "$id") == 0) {
         if (!json_is_string(value)) {
             compile_error(c, "must be a string");
             return -1;

@@ -534,8 +534,8 @@ int tc_read_response(int fd, const char *method, int timeout_ms, tc_response_t *
  * Content-Length or Transfer-Encoding, or Connection, so that a test can send those its own way. A failed write does
  * not end it: the server may have answered early (413) and closed.
  */
-static int http1_request(int port, const char *method, const char *path, const char *headers, const void *body,
-                         size_t body_len, tc_response_t *res)
+static int http1_request(int port, const char *method, const char *path, const char *headers, const void *body, size_t body_len,
+                         tc_response_t *res)
 {
     char *req = NULL, line[128];
     size_t len = 0, cap = 0;
@@ -581,7 +581,7 @@ Exit:
 /* One request on one HTTP/2 connection, in cleartext or over TLS. */
 struct h2_client {
     int fd;
-    SSL *ssl;       /* with memory BIOs: this file moves the bytes between them and fd; NULL for h2c */
+    SSL *ssl; /* with memory BIOs: this file moves the bytes between them and fd; NULL for h2c */
     int64_t deadline;
     int32_t stream_id;
     const uint8_t *body;
@@ -759,8 +759,7 @@ static int h2_on_header(nghttp2_session *session, const nghttp2_frame *frame, co
     return 0;
 }
 
-static int h2_on_data(nghttp2_session *session, uint8_t flags, int32_t stream_id, const uint8_t *data, size_t len,
-                      void *user_data)
+static int h2_on_data(nghttp2_session *session, uint8_t flags, int32_t stream_id, const uint8_t *data, size_t len, void *user_data)
 {
     struct h2_client *c = user_data;
     (void)session;
@@ -822,8 +821,8 @@ static nghttp2_nv make_nv(const char *name, size_t namelen, const char *value, s
  * connection-specific headers, which HTTP/2 forbids, are dropped; content-length is added when there is a body and no
  * such header. Returns the number of fields.
  */
-static size_t h2_make_headers(nghttp2_nv *nva, char *copy, const char *method, const char *path, int tls,
-                              const char *authority, const void *body, const char *content_length)
+static size_t h2_make_headers(nghttp2_nv *nva, char *copy, const char *method, const char *path, int tls, const char *authority,
+                              const void *body, const char *content_length)
 {
     size_t n = 4;
     int has_length = 0;
@@ -908,8 +907,8 @@ static int h2_request(int tls, int port, const char *method, const char *path, c
     if (nghttp2_submit_settings(session, NGHTTP2_FLAG_NONE, settings, sizeof(settings) / sizeof(settings[0])) != 0 ||
         nghttp2_session_set_local_window_size(session, NGHTTP2_FLAG_NONE, 0, H2_WINDOW) != 0)
         goto Exit;
-    if ((c.stream_id = nghttp2_submit_request(session, NULL, nva, nvlen, body != NULL && body_len != 0 ? &provider : NULL,
-                                              NULL)) < 0)
+    if ((c.stream_id = nghttp2_submit_request(session, NULL, nva, nvlen, body != NULL && body_len != 0 ? &provider : NULL, NULL)) <
+        0)
         goto Exit;
 
     while (!c.closed) {
@@ -926,9 +925,11 @@ static int h2_request(int tls, int port, const char *method, const char *path, c
         res->http_version = 20;
         ret = 0;
     }
-    /* Says goodbye so that the server sees a clean close. */
+    /* Says goodbye (GOAWAY, then close_notify) so that the server sees a clean close. */
     if (nghttp2_session_terminate_session(session, NGHTTP2_NO_ERROR) == 0)
         nghttp2_session_send(session);
+    if (c.ssl != NULL && SSL_shutdown(c.ssl) >= 0)
+        h2_tls_flush(&c);
 
 Exit:
     nghttp2_session_del(session);

@@ -14,19 +14,23 @@
 typedef struct st_tc_server_t {
     pid_t pid;
     int port;
-    char dir[256];     /* a fresh temp dir, removed by tc_server_stop() */
-    char log[300];     /* dir/sff.log: stdout and stderr of sff */
-    char url[64];      /* "http://127.0.0.1:PORT" */
+    char dir[256]; /* a fresh temp dir, removed by tc_server_stop() */
+    char log[300]; /* dir/sff.log: stdout and stderr of sff */
+    char url[64];  /* "http://127.0.0.1:PORT" */
 } tc_server_t;
 
 /*
  * Starts `$SFF_BIN serve` (default build/sff) on a free loopback port with the environment of the
  * test plus env (a NULL-terminated list of "NAME=value"; SFF_LISTEN is set unless env sets it;
- * SFF_FUNCTIONS_DIR defaults to build/functions next to SFF_BIN). Waits up to 10 s for
- * GET /_health to answer 200. Returns 0, or -1 (printing the log) when it does not come up.
+ * SFF_FUNCTIONS_DIR defaults to build/functions next to SFF_BIN unless the environment has it).
+ * Waits up to 10 s for GET /_health to answer 200. Returns 0, or -1 (printing the log) when it
+ * does not come up.
+ * sff runs in its own process group and gets SIGTERM when the thread that started it exits, so
+ * start it from the main thread (or one that outlives it).
  */
 int tc_server_start(tc_server_t *srv, const char *const *env);
-/* Sends SIGTERM and waits (up to 15 s, then SIGKILL). Returns the exit status as from waitpid. */
+/* Sends SIGTERM and waits (up to 15 s, then SIGKILL), kills what is left of sff's process group
+ * and removes srv->dir. Returns the exit status as from waitpid, or -1 when sff was not running. */
 int tc_server_stop(tc_server_t *srv);
 /* Sends a signal to the sff master. */
 int tc_server_signal(tc_server_t *srv, int sig);
@@ -41,11 +45,11 @@ int tc_free_port(void);
 /* ---- one request ------------------------------------------------------------------------------ */
 
 typedef struct st_tc_response_t {
-    int status;          /* 0 when no response arrived (connection closed, timeout) */
-    char *headers;       /* "name: value\n" lines, names lower-cased */
-    char *body;          /* NUL-terminated (body_len excludes the NUL) */
+    int status;    /* 0 when no response arrived (connection closed, timeout) */
+    char *headers; /* "name: value\n" lines, names lower-cased */
+    char *body;    /* NUL-terminated (body_len excludes the NUL) */
     size_t body_len;
-    int http_version;    /* 11 or 20 */
+    int http_version; /* 11 or 20 (10 when an HTTP/1.0 server answers) */
 } tc_response_t;
 
 /* A header of the response by lower-case name, in a static buffer overwritten by the next call,
@@ -58,7 +62,10 @@ typedef enum { TC_HTTP1, TC_H2C, TC_H2_TLS } tc_proto_t;
 /*
  * Sends one request on a new connection and reads the whole response (10 s timeout). headers is a
  * "Name: value\r\n" block or NULL; body may be NULL. For TC_H2_TLS the certificate is not checked.
- * Returns 0 when a response arrived, else -1 (res->status is 0).
+ * Returns 0 when a response arrived, else -1 (res->status is 0). res->headers and res->body are
+ * never NULL afterwards; free them with tc_response_free() either way. A Host, Content-Length (or
+ * Transfer-Encoding) or Connection header in headers replaces the one HTTP/1.1 would add; in
+ * HTTP/2 names are lower-cased, Host becomes :authority and connection-specific headers are dropped.
  */
 int tc_request(tc_proto_t proto, int port, const char *method, const char *path, const char *headers, const void *body,
                size_t body_len, tc_response_t *res);
@@ -83,14 +90,14 @@ int tc_write_all(int fd, const void *buf, size_t len);
  */
 typedef struct st_tc_http1_parser_t {
     tc_response_t *res;
-    int store;            /* keep headers and body in res */
-    int no_body;          /* the request was HEAD */
+    int store;   /* keep headers and body in res */
+    int no_body; /* the request was HEAD */
     int state;
-    int close;            /* set once the head is parsed: the server closes the connection after this response */
+    int close; /* set once the head is parsed: the server closes the connection after this response */
     int chunked;
     int64_t content_length;
     uint64_t remaining;
-    char *line;           /* a line split across feeds */
+    char *line; /* a line split across feeds */
     size_t line_len, line_cap;
     size_t headers_len, headers_cap, body_cap;
 } tc_http1_parser_t;
@@ -115,16 +122,16 @@ int tc_read_response(int fd, const char *method, int timeout_ms, tc_response_t *
 
 typedef struct st_tc_load_t {
     int port;
-    int connections;      /* concurrent HTTP/1.1 keep-alive connections */
-    uint64_t requests;    /* total requests to send (across connections) */
-    double seconds;       /* or: stop after this long (0 = no limit); whichever comes first */
+    int connections;   /* concurrent HTTP/1.1 keep-alive connections */
+    uint64_t requests; /* total requests to send (across connections) */
+    double seconds;    /* or: stop after this long (0 = no limit); whichever comes first */
     const char *method;
     const char *path;
-    const char *headers;  /* extra "Name: value\r\n" lines or NULL */
-    const char *body;     /* or NULL */
+    const char *headers; /* extra "Name: value\r\n" lines or NULL */
+    const char *body;    /* or NULL */
     /* results */
-    uint64_t ok;          /* 2xx responses */
-    uint64_t failed;      /* non-2xx responses, connection errors and timeouts */
+    uint64_t ok;               /* 2xx responses */
+    uint64_t failed;           /* non-2xx responses, connection errors and timeouts */
     uint64_t status_counts[6]; /* by hundreds: [2] = 2xx, [5] = 5xx, [0] = no response */
     double elapsed_s;
     double latency_max_ms;

@@ -33,7 +33,7 @@ enum {
 
 struct conn {
     struct loader *loader;
-    int fd;             /* -1 when there is no connection */
+    int fd; /* -1 when there is no connection */
     int state;
     uint32_t events;    /* what fd is registered for in epoll */
     size_t written;     /* bytes of the request written */
@@ -202,8 +202,8 @@ static void send_request(struct conn *c)
     tc_http1_parser_init(&c->parser, c->loader->head ? "HEAD" : "GET", &c->res, 0);
 
     if (c->fd < 0) {
-        struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons(c->loader->load->port),
-                                   .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        struct sockaddr_in addr = {
+            .sin_family = AF_INET, .sin_port = htons(c->loader->load->port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
         int one = 1;
         if ((c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0) {
             fail_request(c);
@@ -296,12 +296,11 @@ static int build_request(struct loader *l)
 
     if (load->body != NULL)
         snprintf(length, sizeof(length), "Content-Length: %zu\r\n", body_len);
-    n = snprintf(NULL, 0, "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n%s%s%s\r\n", method, path, load->port, headers, crlf,
-                 length);
+    n = snprintf(NULL, 0, "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n%s%s%s\r\n", method, path, load->port, headers, crlf, length);
     if (n < 0 || (l->req = malloc((size_t)n + body_len + 1)) == NULL)
         return -1;
-    snprintf(l->req, (size_t)n + 1, "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n%s%s%s\r\n", method, path, load->port, headers,
-             crlf, length);
+    snprintf(l->req, (size_t)n + 1, "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n%s%s%s\r\n", method, path, load->port, headers, crlf,
+             length);
     memcpy(l->req + n, load->body != NULL ? load->body : "", body_len);
     l->req_len = (size_t)n + body_len;
     l->head = strcasecmp(method, "HEAD") == 0;

@@ -200,8 +200,7 @@ static int group_alive(pid_t pgid)
         if ((fp = fopen(path, "r")) == NULL)
             continue;
         /* "pid (comm) state ppid pgrp ...", where comm may hold anything */
-        if (fgets(buf, sizeof(buf), fp) != NULL && (p = strrchr(buf, ')')) != NULL &&
-            sscanf(p + 1, " %c %*d %d", &state, &pg) == 2)
+        if (fgets(buf, sizeof(buf), fp) != NULL && (p = strrchr(buf, ')')) != NULL && sscanf(p + 1, " %c %*d %d", &state, &pg) == 2)
             alive = pg == pgid && state != 'Z';
         fclose(fp);
     }
@@ -294,8 +293,7 @@ int tc_server_start(tc_server_t *srv, const char *const *env)
         bin = "build/sff";
     if (tmp == NULL || *tmp == '\0')
         tmp = "/tmp";
-    if ((size_t)snprintf(srv->dir, sizeof(srv->dir), "%s/sff-test-XXXXXX", tmp) >= sizeof(srv->dir) ||
-        mkdtemp(srv->dir) == NULL) {
+    if ((size_t)snprintf(srv->dir, sizeof(srv->dir), "%s/sff-test-XXXXXX", tmp) >= sizeof(srv->dir) || mkdtemp(srv->dir) == NULL) {
         fprintf(stderr, "tc_server_start: cannot create a temp dir under %s: %s\n", tmp, strerror(errno));
         srv->dir[0] = '\0';
         return -1;

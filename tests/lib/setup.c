@@ -59,6 +59,11 @@ static char *b64url(const unsigned char *in, size_t len)
 
 char *tc_jwt_hs256(const char *secret, const char *header_json, const char *payload_json)
 {
+    return tc_jwt_hmac("SHA256", secret, secret != NULL ? strlen(secret) : 0, header_json, payload_json);
+}
+
+char *tc_jwt_hmac(const char *md, const void *secret, size_t secret_len, const char *header_json, const char *payload_json)
+{
     char *h = b64url((const unsigned char *)header_json, strlen(header_json));
     char *p = b64url((const unsigned char *)payload_json, strlen(payload_json));
     size_t n = strlen(h) + strlen(p) + 200;
@@ -67,7 +72,7 @@ char *tc_jwt_hs256(const char *secret, const char *header_json, const char *payl
     if (secret != NULL) {
         unsigned char mac[64];
         unsigned int maclen = 0;
-        HMAC(EVP_sha256(), secret, (int)strlen(secret), (unsigned char *)tok, strlen(tok), mac, &maclen);
+        HMAC(EVP_get_digestbyname(md), secret, (int)secret_len, (unsigned char *)tok, strlen(tok), mac, &maclen);
         char *s = b64url(mac, maclen);
         strcat(tok, ".");
         strcat(tok, s);

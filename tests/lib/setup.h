@@ -22,6 +22,9 @@ const char *tc_build_path(const char *rel);
  * NULL, no signature part content (for alg "none"). malloc()ed. */
 char *tc_jwt_hs256(const char *secret, const char *header_json, const char *payload_json);
 
+/* The same with HMAC over digest md ("SHA256", "SHA384", "SHA512") and a binary secret. */
+char *tc_jwt_hmac(const char *md, const void *secret, size_t secret_len, const char *header_json, const char *payload_json);
+
 /* An HS256 token for sub (role may be NULL) valid for ttl seconds, signed with TC_SECRET through
  * `sff token`. malloc()ed, or NULL. */
 char *tc_token(const char *sub, const char *role, int ttl);

@@ -356,10 +356,9 @@ static void print_load(const char *what, tc_load_t *l)
 {
     printf("# load %s: %d connections, %llu ok, %llu failed [0]=%llu [2]=%llu [4]=%llu [5]=%llu in %.3f s = %.0f req/s, "
            "max latency %.2f ms\n",
-           what, l->connections, (unsigned long long)l->ok, (unsigned long long)l->failed,
-           (unsigned long long)l->status_counts[0], (unsigned long long)l->status_counts[2],
-           (unsigned long long)l->status_counts[4], (unsigned long long)l->status_counts[5], l->elapsed_s,
-           (l->ok + l->failed) / l->elapsed_s, l->latency_max_ms);
+           what, l->connections, (unsigned long long)l->ok, (unsigned long long)l->failed, (unsigned long long)l->status_counts[0],
+           (unsigned long long)l->status_counts[2], (unsigned long long)l->status_counts[4],
+           (unsigned long long)l->status_counts[5], l->elapsed_s, (l->ok + l->failed) / l->elapsed_s, l->latency_max_ms);
 }
 
 TEST(load_requests)
@@ -378,8 +377,13 @@ TEST(load_requests)
     CHECK_INT(c.ok, 20000);
     CHECK_INT(c.failed, 0);
 
-    tc_load_t p = {.port = srv.port, .connections = 50, .requests = 20000, .method = "POST", .path = "/echo",
-                   .headers = "Content-Type: text/plain\r\n", .body = "{\"hello\": \"world\"}"};
+    tc_load_t p = {.port = srv.port,
+                   .connections = 50,
+                   .requests = 20000,
+                   .method = "POST",
+                   .path = "/echo",
+                   .headers = "Content-Type: text/plain\r\n",
+                   .body = "{\"hello\": \"world\"}"};
     CHECK_INT(tc_load_run(&p), 0);
     print_load("POST /echo", &p);
     CHECK_INT(p.ok, 20000);

@@ -89,8 +89,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         h2o_send_inline(req, H2O_STRLIT("ok\n"));
     } else if (path_is(req, "/echo")) {
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/octet-stream"));
-        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-method"), 0, NULL, req->method.base,
-                              req->method.len);
+        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-method"), 0, NULL, req->method.base, req->method.len);
         if (req->entity.base != NULL)
             h2o_send_inline(req, req->entity.base, req->entity.len);
         else
@@ -100,8 +99,8 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         for (size_t i = 0; i != req->headers.size; ++i)
             cap += req->headers.entries[i].name->len + req->headers.entries[i].value.len + 4;
         char *buf = h2o_mem_alloc_pool(&req->pool, cap);
-        size_t len = (size_t)sprintf(buf, "authority: %.*s\nversion: %x\n", (int)req->authority.len, req->authority.base,
-                                     req->version);
+        size_t len =
+            (size_t)sprintf(buf, "authority: %.*s\nversion: %x\n", (int)req->authority.len, req->authority.base, req->version);
         for (size_t i = 0; i != req->headers.size; ++i) {
             const h2o_header_t *h = req->headers.entries + i;
             len += (size_t)sprintf(buf + len, "%.*s: %.*s\n", (int)h->name->len, h->name->base, (int)h->value.len, h->value.base);

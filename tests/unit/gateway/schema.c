@@ -274,7 +274,8 @@ TEST(refuses_unknown_keywords)
     CHECK(compile_fails("{\"oneOf\": []}", "/oneOf: unknown keyword"));
     CHECK(compile_fails("{\"items\": {\"properties\": {\"a/b~c\": {\"minimun\": 1}}}}",
                         "/items/properties/a~1b~0c/minimun: unknown keyword"));
-    CHECK(compile_fails("{\"additionalProperties\": {\"patternProperties\": {}}}", "/additionalProperties/patternProperties: unknown keyword"));
+    CHECK(compile_fails("{\"additionalProperties\": {\"patternProperties\": {}}}",
+                        "/additionalProperties/patternProperties: unknown keyword"));
 }
 
 TEST(refuses_wrong_keyword_types)
@@ -355,11 +356,37 @@ TEST(refuses_unsupported_patterns)
     CHECK(compile_fails("{\"pattern\": \"(?i)a\"}", "/pattern: unsupported group syntax (?"));
     CHECK(compile_fails("{\"pattern\": \"\\\\ud800\"}", "/pattern: lone surrogate escapes are not supported"));
     CHECK(compile_fails("{\"pattern\": \"\\\\xZZ\"}", "/pattern: \\x needs two hex digits"));
-    CHECK(compile_fails("{\"pattern\": \"[\\u0100-\\uffff]\"}", "/pattern: character classes cover more than 4096 non-ASCII characters"));
+    CHECK(compile_fails("{\"pattern\": \"[\\u0100-\\uffff]\"}",
+                        "/pattern: character classes cover more than 4096 non-ASCII characters"));
     CHECK(compile_fails("{\"pattern\": \"[\\u0100-\\u09ff][\\u0100-\\u09ff]\"}",
                         "/pattern: character classes cover more than 4096 non-ASCII characters"));
-    CHECK(compile_fails("{\"pattern\": \"(a\"}", "/pattern: invalid regular expression: Unmatched ( or \\("));
-    CHECK(compile_fails("{\"pattern\": \"*a\"}", "/pattern: invalid regular expression: Invalid preceding regular expression"));
+    CHECK(compile_fails("{\"pattern\": \"(a\"}", "/pattern: unmatched ("));
+    CHECK(compile_fails("{\"pattern\": \"a)\"}", "/pattern: unmatched )"));
+    const char *nothing = "/pattern: nothing to repeat (a quantifier must follow a character, a class or a group)";
+    CHECK(compile_fails("{\"pattern\": \"*a\"}", nothing));
+    CHECK(compile_fails("{\"pattern\": \"a|+b\"}", nothing));
+    CHECK(compile_fails("{\"pattern\": \"(*a)\"}", nothing));
+    CHECK(compile_fails("{\"pattern\": \"^*\"}", nothing));
+    CHECK(compile_fails("{\"pattern\": \"a$?\"}", nothing));
+    /* Stacked quantifiers would make regcomp() take exponential memory. */
+    CHECK(compile_fails("{\"pattern\": \"T++++++++++++++++++++++++++++++++++++++++++++++++++\"}", nothing));
+    CHECK(compile_fails("{\"pattern\": \"a{2}{3}\"}", nothing));
+    CHECK(compile_fails("{\"pattern\": \"a*+\"}", nothing));
+    CHECK(compile_fails("{\"pattern\": \"((a{1,100}){1,100}){1,100}\"}",
+                        "/pattern: pattern too large once its repetitions are expanded (more than 10000 atoms)"));
+    CHECK(compile_fails("{\"pattern\": \"(ab|cd){5000}\"}",
+                        "/pattern: pattern too large once its repetitions are expanded (more than 10000 atoms)"));
+    CHECK(compile_fails("{\"pattern\": \"a{40000}\"}", "/pattern: repetition counts above 32767 are not supported"));
+    CHECK(compile_fails("{\"pattern\": \"a{1,99999999999999999999999}\"}",
+                        "/pattern: repetition counts above 32767 are not supported"));
+    char deep[256] = "{\"pattern\": \"";
+    for (int i = 0; i < 33; i++)
+        strcat(deep, "(");
+    strcat(deep, "a");
+    for (int i = 0; i < 33; i++)
+        strcat(deep, ")");
+    strcat(deep, "\"}");
+    CHECK(compile_fails(deep, "/pattern: groups nested deeper than 32"));
     CHECK(compile_fails("{\"properties\": {\"x\": {\"pattern\": \"a{3,1}\"}}}",
                         "/properties/x/pattern: invalid regular expression: Invalid content of \\{\\}"));
 }
@@ -403,7 +430,7 @@ TEST(translates_patterns)
     CHECK_INT(pattern_matches("^[\\\\^-]+$", "a"), 0);
     CHECK_INT(pattern_matches("^[^^]$", "^"), 0);
     CHECK_INT(pattern_matches("^[A-z]+$", "[\\\\]^_`"), 1); /* the range spans the specials */
-    CHECK_INT(pattern_matches("^[[:a]+$", "[:a"), 1);     /* no POSIX class names in ECMA-262 */
+    CHECK_INT(pattern_matches("^[[:a]+$", "[:a"), 1);       /* no POSIX class names in ECMA-262 */
     CHECK_INT(pattern_matches("^[\\\\x00-\\\\x1f]$", "\\u001f"), 1);
     CHECK_INT(pattern_matches("^[\\u00e0-\\u00ff]+$", "\\u00e9\\u00ff"), 1);
     CHECK_INT(pattern_matches("^[\\u00e0-\\u00ff]+$", "\\u00df"), 0);
@@ -416,6 +443,10 @@ TEST(translates_patterns)
     CHECK_INT(pattern_matches("^(?<year>\\\\d{4})-(?:\\\\d\\\\d)$", "2024-06"), 1);
     CHECK_INT(pattern_matches("x|^y$", "y"), 1);
     CHECK_INT(pattern_matches("", "anything"), 1);
+    CHECK_INT(pattern_matches("^(a{1,100}){1,100}$", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"), 1);
+    CHECK_INT(pattern_matches("^()+$", ""), 1);
+    CHECK_INT(pattern_matches("^(?:(?:(?:a)))$", "a"), 1);
+    CHECK_INT(pattern_matches("^a{0}b$", "b"), 1);
 }
 
 /* The message of the only failure of instance against the schema text. */
@@ -467,9 +498,10 @@ TEST(messages)
     CHECK(message_is(todo, "{\"title\": \"\"}", "/title", "must be at least 1 character"));
     CHECK(message_is(todo, "{\"title\": \"x\", \"c\": \"\"}", "/c", "must be at least 1 character"));
     CHECK(message_is(todo, "{\"title\": \"x\", \"d\": \"ab\"}", "/d", "must be at most 1 character"));
-    CHECK(message_is(todo,
-                     "{\"title\": \"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}",
-                     "/title", "must be at most 100 characters"));
+    CHECK(message_is(
+        todo,
+        "{\"title\": \"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}",
+        "/title", "must be at most 100 characters"));
     CHECK(message_is(todo, "{\"title\": \"x\", \"status\": \"later\"}", "/status", "must be one of: \"todo\", \"done\""));
     CHECK(message_is(todo, "{\"title\": \"x\", \"slug\": \"A\"}", "/slug", "must match pattern ^[a-z]+$"));
     CHECK(message_is(todo, "{\"title\": \"x\", \"email\": \"nope\"}", "/email", "is not a valid email"));
@@ -685,8 +717,8 @@ TEST(coerces_parameters)
     json_decref(v);
 
     /* Strings that do not read fully are left for validation to report. */
-    v = coerced(schema,
-                "{\"id\": \"42abc\", \"ratio\": \" 1\", \"done\": \"yes\", \"mixed\": \"TRUE\"}", "id ratio done mixed", &n);
+    v = coerced(schema, "{\"id\": \"42abc\", \"ratio\": \" 1\", \"done\": \"yes\", \"mixed\": \"TRUE\"}", "id ratio done mixed",
+                &n);
     CHECK_INT(n, 4);
     CHECK_STR(json_string_value(json_object_get(v, "id")), "42abc");
     CHECK_STR(json_string_value(json_object_get(v, "ratio")), " 1");
