@@ -23,8 +23,9 @@ typedef struct st_tc_server_t {
  * Starts `$SFF_BIN serve` (default build/sff) on a free loopback port with the environment of the
  * test plus env (a NULL-terminated list of "NAME=value"; SFF_LISTEN is set unless env sets it;
  * SFF_FUNCTIONS_DIR defaults to build/functions next to SFF_BIN unless the environment has it).
- * Waits up to 10 s for GET /_health to answer 200. Returns 0, or -1 (printing the log) when it
- * does not come up.
+ * Waits up to 10 s for GET /_health to answer 200 (over TLS when env sets SFF_TLS_CERT). Returns
+ * 0, or -1 (printing the log) when it does not come up. The environment variable SFF_TEST_SERVE_ARGS,
+ * if set, is passed as one more argument of `sff serve` (e.g. "--watch").
  * sff runs in its own process group and gets SIGTERM when the thread that started it exits, so
  * start it from the main thread (or one that outlives it).
  */

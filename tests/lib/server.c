@@ -223,13 +223,18 @@ static int kill_and_reap(pid_t pid)
     return status;
 }
 
-/* Nonzero when GET /_health answers 200. */
-static int healthy(int port)
+/* Nonzero when GET /_health answers 200 (over TLS when tls is set). */
+static int healthy(int port, int tls)
 {
     char req[128];
     tc_response_t res = {0};
     int fd, ok = 0;
 
+    if (tls) {
+        ok = tc_request(TC_H2_TLS, port, "GET", "/_health", NULL, NULL, 0, &res) == 0 && res.status == 200;
+        tc_response_free(&res);
+        return ok;
+    }
     if ((fd = tc_connect(port)) < 0)
         return 0;
     snprintf(req, sizeof(req), "GET /_health HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n\r\n", port);
@@ -249,10 +254,10 @@ static void say(const char *s)
 
 /* The child: its own process group, SIGTERM when the thread that forked it dies, default signal handling, stdin from
  * /dev/null, stdout and stderr to the log. Only async-signal-safe calls. */
-static void exec_child(pid_t parent, int logfd, int nullfd, const char *bin, char **envp)
+static void exec_child(pid_t parent, int logfd, int nullfd, const char *bin, char **envp, char *serve_arg)
 {
     static const char msg[] = "tc_server_start: cannot exec ";
-    char *const argv[] = {"sff", "serve", NULL};
+    char *const argv[] = {"sff", "serve", serve_arg, NULL};
     sigset_t none;
 
     setpgid(0, 0);
@@ -317,6 +322,11 @@ int tc_server_start(tc_server_t *srv, const char *const *env)
     }
     if ((envp = make_environment(extra, env)) == NULL)
         goto Error;
+    int tls = env_value(env, "SFF_TLS_CERT") != NULL;
+    /* one extra argument of `sff serve` (e.g. "--watch") */
+    char *serve_arg = getenv("SFF_TEST_SERVE_ARGS");
+    if (serve_arg != NULL && *serve_arg == '\0')
+        serve_arg = NULL;
 
     if ((logfd = open(srv->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644)) < 0 ||
         (nullfd = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0) {
@@ -329,7 +339,7 @@ int tc_server_start(tc_server_t *srv, const char *const *env)
         goto Error;
     }
     if (pid == 0)
-        exec_child(parent, logfd, nullfd, bin, envp);
+        exec_child(parent, logfd, nullfd, bin, envp, serve_arg);
     setpgid(pid, pid); /* also here, so that the group exists whichever runs first */
     srv->pid = pid;
     close(logfd);
@@ -344,7 +354,7 @@ int tc_server_start(tc_server_t *srv, const char *const *env)
             print_status("sff exited before it answered GET /_health", status);
             goto Error;
         }
-        if (healthy(srv->port))
+        if (healthy(srv->port, tls))
             return 0;
         if (now_ms() >= deadline)
             break;

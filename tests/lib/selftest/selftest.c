@@ -571,31 +571,35 @@ TEST(server_signal)
     CHECK_INT(tc_server_signal(&s2, SIGUSR1), -1);
 }
 
-/* A test process that dies without stopping sff takes sff with it. */
+/* A test process that dies without stopping sff takes sff with it (its temp dir stays: it is removed here). */
 TEST(server_dies_with_test)
 {
     int fds[2];
-    pid_t child, server = 0;
+    pid_t child;
+    tc_server_t s2 = {0};
     CHECK_INT(pipe(fds), 0);
     if ((child = fork()) == 0) {
-        tc_server_t s2;
         close(fds[0]);
-        if (tc_server_start(&s2, NULL) == 0 && write(fds[1], &s2.pid, sizeof(s2.pid)) == sizeof(s2.pid))
+        if (tc_server_start(&s2, NULL) == 0 && write(fds[1], &s2, sizeof(s2)) == sizeof(s2))
             raise(SIGKILL);
         _exit(1);
     }
     close(fds[1]);
-    CHECK(read(fds[0], &server, sizeof(server)) == sizeof(server));
+    CHECK(read(fds[0], &s2, sizeof(s2)) == sizeof(s2));
     close(fds[0]);
     waitpid(child, NULL, 0);
     int gone = 0;
     for (int i = 0; i < 200 && !gone; ++i) {
-        gone = kill(server, 0) != 0 && errno == ESRCH;
+        gone = kill(s2.pid, 0) != 0 && errno == ESRCH;
         usleep(10000);
     }
-    CHECK(server > 0 && gone);
-    if (!gone && server > 0)
-        kill(server, SIGKILL);
+    CHECK(s2.pid > 0 && gone);
+    if (!gone && s2.pid > 0)
+        kill(s2.pid, SIGKILL);
+    if (s2.dir[0] != '\0') {
+        unlink(s2.log);
+        CHECK_INT(rmdir(s2.dir), 0);
+    }
 }
 
 int main(int argc, char **argv)
