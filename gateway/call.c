@@ -502,15 +502,8 @@ static int api_call(sff_req_t *r, const char *method, const char *path, sff_json
     if ((code = sff_input_build(&rp, query, query != NULL ? strlen(query) : 0, J(input), &params, &merged, &coercible, &msg)) !=
         0)
         goto Respond;
-    if (route->schema != NULL) {
-        details = json_array();
-        if (sff_schema_validate(route->schema, merged, coercible, details) != 0) {
-            code = SFF_EINVALID;
-            goto Respond;
-        }
-        json_decref(details);
-        details = NULL;
-    }
+    if (route->schema != NULL && (code = sff_input_validate(route->schema, merged, coercible, &details)) != 0)
+        goto Respond;
     json_decref(coercible);
     coercible = NULL;
 

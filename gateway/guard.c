@@ -1,6 +1,9 @@
 #include <malloc.h>
+#include <stddef.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
+#include <linux/tcp.h> /* the struct tcp_info of glibc lacks tcpi_bytes_received */
 #include "error.h"
 #include "guard.h"
 #include "http.h"
@@ -34,7 +37,7 @@ typedef struct st_guard_conn_t {
     /* While nothing is in flight and nothing happened for a sweep, the connection is watched:
      * since when (0 when not watched), and its byte counters then. */
     uint64_t watch_since_ms;
-    size_t watch_read, watch_written;
+    uint64_t watch_received, watch_acked;
     /* the budget exceeded by early resets, closed at the next request; -1 when none */
     int over_budget;
     int condemned;
@@ -194,6 +197,22 @@ void sff_guard_on_complete(sff_worker_t *w, h2o_req_t *req)
         c->over_budget = SFF_METRIC_H2_RESETS;
 }
 
+/* The bytes the kernel received from the peer and the bytes the peer acknowledged, both since the
+ * connection was made (h2o 2.2.5's sock->bytes_read only holds the size of the last read). Returns
+ * -1 when the kernel does not tell (before Linux 4.1). */
+static int tcp_bytes(h2o_socket_t *sock, uint64_t *received, uint64_t *acked)
+{
+    struct tcp_info ti;
+    socklen_t len = sizeof(ti);
+    memset(&ti, 0, sizeof(ti));
+    if (getsockopt(h2o_socket_get_fd(sock), IPPROTO_TCP, TCP_INFO, &ti, &len) != 0 ||
+        len < offsetof(struct tcp_info, tcpi_bytes_received) + sizeof(ti.tcpi_bytes_received))
+        return -1;
+    *received = ti.tcpi_bytes_received;
+    *acked = ti.tcpi_bytes_acked;
+    return 0;
+}
+
 /* The slow-request check. h2o restarts its idle timeout on every byte received, so a client can hold
  * a partial request (head or body) open for ever by trickling bytes. A connection with no request in
  * flight and none started or finished since the previous sweep is watched; it is closed once, for
@@ -202,20 +221,19 @@ void sff_guard_on_complete(sff_worker_t *w, h2o_req_t *req)
  * timeout) at under SLOW_FLOOR_BYTES_PER_S. */
 static void check_slow(sff_worker_t *w, guard_conn_t *c, uint64_t now)
 {
-    size_t read = c->sock->bytes_read, written = c->sock->bytes_written;
-    if (c->in_flight != 0 || c->activity) {
+    uint64_t received, acked;
+    if (c->in_flight != 0 || c->activity || tcp_bytes(c->sock, &received, &acked) != 0) {
         c->activity = 0;
         c->watch_since_ms = 0;
         return;
     }
     if (c->watch_since_ms == 0) {
         c->watch_since_ms = now;
-        c->watch_read = read;
-        c->watch_written = written;
+        c->watch_received = received;
+        c->watch_acked = acked;
         return;
     }
-    size_t arrived = read - c->watch_read, answered = written - c->watch_written;
-    uint64_t age = now - c->watch_since_ms;
+    uint64_t arrived = received - c->watch_received, answered = acked - c->watch_acked, age = now - c->watch_since_ms;
     if (arrived > answered && age >= w->config->body_timeout_ms && arrived < age * SLOW_FLOOR_BYTES_PER_S / 1000)
         condemn(c, SFF_METRIC_H2_SLOW_BODY, 0);
 }

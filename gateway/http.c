@@ -470,14 +470,11 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         sff_http_send_error(req, code, msg, NULL);
         goto Done;
     }
-    if (route->schema != NULL) {
-        json_t *details = json_array();
-        if (sff_schema_validate(route->schema, merged, coercible, details) != 0) {
-            sff_http_send_error(req, SFF_EINVALID, NULL, details);
-            json_decref(details);
-            goto Done;
-        }
+    json_t *details;
+    if (route->schema != NULL && (code = sff_input_validate(route->schema, merged, coercible, &details)) != 0) {
+        sff_http_send_error(req, code, NULL, details);
         json_decref(details);
+        goto Done;
     }
     /* HTTP/2 calls start after the rest of the read is parsed, so a stream reset in the same read
      * never runs a handler (rapid reset). */

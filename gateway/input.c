@@ -1,3 +1,4 @@
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "input.h"
@@ -69,4 +70,27 @@ BadReq:
     json_decref(*coercible);
     *params = *merged = *coercible = NULL;
     return SFF_EBADREQ;
+}
+
+int sff_input_validate(const sff_schema_t *schema, json_t *merged, const json_t *coercible, json_t **details)
+{
+    *details = NULL;
+    json_t *d = json_array();
+    if (d == NULL)
+        return SFF_ENOMEM;
+    int n = sff_schema_validate(schema, merged, coercible, d);
+    if (n == 0) {
+        json_decref(d);
+        return 0;
+    }
+    size_t size = json_array_size(d);
+    if (size > SFF_INPUT_MAX_DETAILS) {
+        while (json_array_size(d) > SFF_INPUT_MAX_DETAILS)
+            json_array_remove(d, json_array_size(d) - 1);
+        char msg[64];
+        snprintf(msg, sizeof(msg), "and %zu more failures", size - SFF_INPUT_MAX_DETAILS);
+        json_array_append_new(d, json_pack("{s:s, s:s}", "path", "", "message", msg));
+    }
+    *details = d;
+    return SFF_EINVALID;
 }

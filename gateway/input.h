@@ -7,6 +7,7 @@
 
 #include <jansson.h>
 #include "router.h"
+#include "schema.h"
 
 /*
  * Builds *params (the decoded path parameters as strings), *merged (params, then the query's pairs,
@@ -17,5 +18,12 @@
  */
 int sff_input_build(const sff_route_params_t *rp, const char *query, size_t query_len, json_t *body, json_t **params,
                     json_t **merged, json_t **coercible, const char **msg);
+
+/* The most failures an envelope lists; the rest are summed up in one last entry. */
+#define SFF_INPUT_MAX_DETAILS 50
+
+/* Validates merged against schema (coercible as for sff_schema_validate()). Returns 0 when valid,
+ * else SFF_EINVALID with *details set to a new array of at most SFF_INPUT_MAX_DETAILS + 1 entries. */
+int sff_input_validate(const sff_schema_t *schema, json_t *merged, const json_t *coercible, json_t **details);
 
 #endif

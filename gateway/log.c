@@ -1,3 +1,4 @@
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -170,11 +171,21 @@ void sff_log_access(const sff_access_t *a)
     access_len += pos;
 }
 
+/* Writes in pieces of whole lines of at most PIPE_BUF bytes: on a pipe (a container's stdout) each
+ * piece is atomic, so the lines of several workers never interleave. */
 void sff_log_flush(void)
 {
     size_t off = 0;
     while (off < access_len) {
-        ssize_t r = write(1, access_buf + off, access_len - off);
+        size_t n = access_len - off;
+        if (n > PIPE_BUF) {
+            n = PIPE_BUF;
+            while (n > 0 && access_buf[off + n - 1] != '\n')
+                n--;
+            if (n == 0)
+                n = PIPE_BUF;
+        }
+        ssize_t r = write(1, access_buf + off, n);
         if (r <= 0)
             break;
         off += (size_t)r;

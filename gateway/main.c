@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include "config.h"
 #include "jwt.h"
@@ -43,6 +44,12 @@ static int cmd_serve(int argc, char **argv)
         return 78;
     }
     sff_log_set_level(config.log_level);
+    /* every connection is a descriptor: allow as many as the hard limit does */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
     int ret = sff_master_run(&config, watch);
     sff_config_dispose(&config);
     return ret;

@@ -80,6 +80,23 @@ TEST(schema_failures_list_every_path)
     tc_response_free(&res);
 }
 
+TEST(details_are_capped)
+{
+    char body[8192] = "{\"message\":\"m\",\"tags\":[";
+    for (int i = 0; i < 80; i++)
+        strcat(body, i ? ",\"BAD\"" : "\"BAD\"");
+    strcat(body, "]}");
+    tc_response_t res;
+    CHECK(post(TC_HTTP1, "/examples/echo", "application/json", body, strlen(body), &res) == 0);
+    CHECK_INT(res.status, 400);
+    json_t *j = tc_json(res.body), *details = json_object_get(json_object_get(j, "error"), "details");
+    CHECK_INT(json_array_size(details), 51);
+    const char *last = json_string_value(json_object_get(json_array_get(details, 50), "message"));
+    CHECK(last != NULL && strstr(last, "more failures") != NULL);
+    json_decref(j);
+    tc_response_free(&res);
+}
+
 TEST(query_parameters_are_coerced_by_the_schema)
 {
     tc_response_t res;
@@ -237,6 +254,7 @@ int main(void)
         return 1;
     RUN(valid_json_is_echoed);
     RUN(schema_failures_list_every_path);
+    RUN(details_are_capped);
     RUN(query_parameters_are_coerced_by_the_schema);
     RUN(body_members_override_query_and_path);
     RUN(forms_are_input_too);

@@ -12,6 +12,9 @@
  *   h2abuse slow-body PORT SECONDS [MS]        h2 POST /fx/echo, content-length 100, a DATA byte
  *                                              every MS (5000) ms, for at most SECONDS
  *   h2abuse slow-body-h1 PORT SECONDS [MS]     the same over HTTP/1.1, a byte every MS (1000) ms
+ *   h2abuse cancel PORT N SLOW_PATH MS M PATH  what a legitimate client does: N GETs of SLOW_PATH
+ *                                              cancelled after 200 ms, then MS ms of quiet with a
+ *                                              PING every second, then M GETs of PATH
  *
  * It prints `key value` lines: what it sent, what came back, and whether and when (ms after the
  * connection was made) the server closed the connection. The exit status is 0 when the attack could
@@ -38,6 +41,7 @@
 #define H2A_FRAME_HEADERS 1
 #define H2A_FRAME_RST_STREAM 3
 #define H2A_FRAME_SETTINGS 4
+#define H2A_FRAME_PING 6
 #define H2A_FRAME_GOAWAY 7
 #define H2A_FRAME_CONTINUATION 9
 #define H2A_FLAG_END_STREAM 0x1
@@ -55,7 +59,7 @@ typedef struct st_h2a_result_t {
     const char *mode;
     int connected;
     uint64_t sent_bytes;
-    uint64_t units_sent;      /* rapid-reset: pairs; hpack-bomb: streams; slow-body: body bytes */
+    uint64_t units_sent;      /* rapid-reset: pairs; hpack-bomb: streams; slow-body: body bytes; cancel: requests */
     uint64_t received_bytes;
     uint64_t responses;       /* HEADERS frames (h2) or status lines (HTTP/1.1) from the server */
     uint64_t resets_received; /* RST_STREAM frames from the server */
@@ -472,12 +476,72 @@ Done:
     return 0;
 }
 
+/* Sends n GETs of slow_path, resets them 200 ms later, stays quiet for pause_ms (but for a PING
+ * every second), then sends m GETs of path and reads until m responses arrived, the server closed
+ * the connection, or 10 s passed. */
+static int h2a_cancel(int port, unsigned n, const char *slow_path, int pause_ms, unsigned m, const char *path, h2a_result_t *res)
+{
+    h2a_conn_t c;
+    uint8_t block[512], frame[600];
+    uint32_t stream_id = 1;
+    if (strlen(slow_path) > 256 || strlen(path) > 256)
+        return -1;
+    if (h2a_connect(&c, res, "cancel", port, 1) != 0)
+        return -1;
+    if (h2a_start_h2(&c, -1) != 0)
+        goto Done;
+    size_t block_len = (size_t)(h2a_request_block(block, 0, slow_path) - block);
+    for (unsigned i = 0; i < n; i++, stream_id += 2) {
+        uint8_t *p = h2a_frame_head(frame, block_len, H2A_FRAME_HEADERS, H2A_FLAG_END_STREAM | H2A_FLAG_END_HEADERS, stream_id);
+        memcpy(p, block, block_len);
+        p += block_len;
+        if (h2a_send(&c, frame, (size_t)(p - frame), 10000) < (size_t)(p - frame))
+            goto Done;
+        res->units_sent++;
+    }
+    if (h2a_wait(&c, 200) != 0)
+        goto Done;
+    for (uint32_t id = 1; id < stream_id; id += 2) {
+        uint8_t *p = h2a_frame_head(frame, 4, H2A_FRAME_RST_STREAM, 0, id);
+        memcpy(p, "\0\0\0\x08", 4);
+        if (h2a_send(&c, frame, 13, 10000) < 13)
+            goto Done;
+    }
+    for (int waited = 0; waited < pause_ms; waited += 1000) {
+        if (h2a_wait(&c, pause_ms - waited < 1000 ? pause_ms - waited : 1000) != 0)
+            goto Done;
+        uint8_t *p = h2a_frame_head(frame, 8, H2A_FRAME_PING, 0, 0);
+        memcpy(p, "keepaliv", 8);
+        if (h2a_send(&c, frame, 17, 10000) < 17)
+            goto Done;
+    }
+    uint64_t before = res->responses;
+    block_len = (size_t)(h2a_request_block(block, 0, path) - block);
+    for (unsigned i = 0; i < m; i++, stream_id += 2) {
+        uint8_t *p = h2a_frame_head(frame, block_len, H2A_FRAME_HEADERS, H2A_FLAG_END_STREAM | H2A_FLAG_END_HEADERS, stream_id);
+        memcpy(p, block, block_len);
+        p += block_len;
+        if (h2a_send(&c, frame, (size_t)(p - frame), 10000) < (size_t)(p - frame))
+            goto Done;
+        res->units_sent++;
+    }
+    int64_t end = h2a_now_ms() + 10000;
+    while (res->responses - before < m && !res->closed && h2a_now_ms() < end)
+        h2a_wait(&c, 50);
+Done:
+    h2a_finish(&c);
+    return 0;
+}
+
 #ifndef H2ABUSE_NO_MAIN
 
 static void print_result(const h2a_result_t *r)
 {
     printf("mode %s\nconnected %d\nsent_bytes %llu\n", r->mode, r->connected, (unsigned long long)r->sent_bytes);
-    const char *unit = strcmp(r->mode, "rapid-reset") == 0 ? "pairs_sent" : strcmp(r->mode, "hpack-bomb") == 0 ? "streams_sent" : "body_bytes_sent";
+    const char *unit = strcmp(r->mode, "rapid-reset") == 0  ? "pairs_sent"
+                       : strcmp(r->mode, "hpack-bomb") == 0 ? "streams_sent"
+                       : strcmp(r->mode, "cancel") == 0     ? "requests_sent"
+                                                            : "body_bytes_sent";
     printf("%s %llu\n", unit, (unsigned long long)r->units_sent);
     printf("received_bytes %llu\nresponses %llu\nresets_received %llu\ngoaways %llu\ngoaway_error %u\n",
            (unsigned long long)r->received_bytes, (unsigned long long)r->responses, (unsigned long long)r->resets_received,
@@ -490,7 +554,8 @@ static int usage(void)
     fprintf(stderr, "usage: h2abuse rapid-reset PORT N PATH\n"
                     "       h2abuse hpack-bomb PORT STREAMS\n"
                     "       h2abuse slow-body PORT SECONDS [INTERVAL_MS]\n"
-                    "       h2abuse slow-body-h1 PORT SECONDS [INTERVAL_MS]\n");
+                    "       h2abuse slow-body-h1 PORT SECONDS [INTERVAL_MS]\n"
+                    "       h2abuse cancel PORT N SLOW_PATH PAUSE_MS M PATH\n");
     return 2;
 }
 
@@ -513,6 +578,8 @@ int main(int argc, char **argv)
         if (interval <= 0)
             return usage();
         ret = h2a_slow_body(port, atoi(argv[3]), interval, h2, &res);
+    } else if (strcmp(argv[1], "cancel") == 0 && argc == 8) {
+        ret = h2a_cancel(port, (unsigned)atoi(argv[3]), argv[4], atoi(argv[5]), (unsigned)atoi(argv[6]), argv[7], &res);
     } else {
         return usage();
     }
