@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "jsonin.h"
+#include "router.h"
 
 /* The longest part of a duplicate key quoted in an error message, in bytes. */
 #define DUP_KEY_QUOTE_MAX 32
@@ -239,48 +240,24 @@ static int utf8_valid(const char *s, size_t len)
     return 1;
 }
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* Decodes one form component (a key or a value) into dst, which has room for len bytes; '+' becomes
- * a space. Returns the decoded length, or -1 with a message for a malformed escape, a NUL or invalid
- * UTF-8. */
+/* Decodes one form component (a key or a value) into dst, which has room for len + 1 bytes; '+'
+ * becomes a space. Returns the decoded length, or -1 with a message for a malformed escape, a NUL or
+ * invalid UTF-8. */
 static long form_decode(char *dst, const char *src, size_t len, char *err, size_t errlen)
 {
-    size_t o = 0;
-
-    for (size_t i = 0; i < len; i++) {
-        char c = src[i];
-        if (c == '+') {
-            c = ' ';
-        } else if (c == '%') {
-            int hi, lo;
-            if (len - i < 3 || (hi = hex_value(src[i + 1])) < 0 || (lo = hex_value(src[i + 2])) < 0) {
-                set_err(err, errlen, "malformed percent escape in form data");
-                return -1;
-            }
-            c = (char)(hi << 4 | lo);
-            i += 2;
-        }
-        if (c == '\0') {
-            set_err(err, errlen, "NUL in form data");
-            return -1;
-        }
-        dst[o++] = c;
+    long o = sff_url_decode_form(dst, src, len);
+    if (o < 0) {
+        int nul = memchr(src, '\0', len) != NULL;
+        for (size_t i = 0; i + 2 < len && !nul; i++)
+            nul = src[i] == '%' && src[i + 1] == '0' && src[i + 2] == '0';
+        set_err(err, errlen, nul ? "NUL in form data" : "malformed percent escape in form data");
+        return -1;
     }
-    if (!utf8_valid(dst, o)) {
+    if (!utf8_valid(dst, (size_t)o)) {
         set_err(err, errlen, "invalid UTF-8 in form data");
         return -1;
     }
-    return (long)o;
+    return o;
 }
 
 int sff_jsonin_parse_form(json_t *obj, const char *text, size_t len, char *err, size_t errlen)
