@@ -52,25 +52,25 @@ extern "C" {
  * Errors: one table gives each code its number, HTTP status, envelope code and default message.
  *   X(NAME, number, http status, envelope code, default message)
  */
-#define SFF_ERRNO_MAP(X)                                                                                                        \
-    X(BADREQ, -1, 400, "bad_request", "the request is malformed")                                                             \
-    X(INVALID, -2, 400, "validation_failed", "the input failed validation")                                                   \
-    X(BADJSON, -3, 400, "invalid_json", "the body is not valid JSON")                                                         \
-    X(UNAUTHORIZED, -4, 401, "unauthorized", "a valid token is required")                                                     \
-    X(FORBIDDEN, -5, 403, "forbidden", "the token does not allow this")                                                       \
-    X(NOTFOUND, -6, 404, "not_found", "no such resource")                                                                     \
-    X(METHOD, -7, 405, "method_not_allowed", "the method is not allowed on this path")                                        \
-    X(CONFLICT, -8, 409, "conflict", "the resource already exists or changed")                                                \
-    X(TOOLARGE, -9, 413, "payload_too_large", "the body is larger than allowed")                                              \
-    X(MEDIATYPE, -10, 415, "unsupported_media_type", "the body must be JSON or a form")                                       \
-    X(RATELIMIT, -11, 429, "rate_limited", "too many requests")                                                               \
-    X(HEADERS, -12, 431, "headers_too_large", "the request headers are too large")                                            \
-    X(INTERNAL, -13, 500, "internal_error", "internal error")                                                                 \
-    X(NOMEM, -14, 500, "internal_error", "out of memory")                                                                     \
-    X(UNAVAILABLE, -15, 503, "backend_unavailable", "a backend is unavailable")                                               \
-    X(OVERLOADED, -16, 503, "overloaded", "the server is overloaded, try again")                                             \
-    X(TIMEDOUT, -17, 504, "timeout", "the function did not finish in time")                                                   \
-    X(CANCELED, -18, 499, "canceled", "the request was canceled")                                                             \
+#define SFF_ERRNO_MAP(X)                                                                                                           \
+    X(BADREQ, -1, 400, "bad_request", "the request is malformed")                                                                  \
+    X(INVALID, -2, 400, "validation_failed", "the input failed validation")                                                        \
+    X(BADJSON, -3, 400, "invalid_json", "the body is not valid JSON")                                                              \
+    X(UNAUTHORIZED, -4, 401, "unauthorized", "a valid token is required")                                                          \
+    X(FORBIDDEN, -5, 403, "forbidden", "the token does not allow this")                                                            \
+    X(NOTFOUND, -6, 404, "not_found", "no such resource")                                                                          \
+    X(METHOD, -7, 405, "method_not_allowed", "the method is not allowed on this path")                                             \
+    X(CONFLICT, -8, 409, "conflict", "the resource already exists or changed")                                                     \
+    X(TOOLARGE, -9, 413, "payload_too_large", "the body is larger than allowed")                                                   \
+    X(MEDIATYPE, -10, 415, "unsupported_media_type", "the body must be JSON or a form")                                            \
+    X(RATELIMIT, -11, 429, "rate_limited", "too many requests")                                                                    \
+    X(HEADERS, -12, 431, "headers_too_large", "the request headers are too large")                                                 \
+    X(INTERNAL, -13, 500, "internal_error", "internal error")                                                                      \
+    X(NOMEM, -14, 500, "internal_error", "out of memory")                                                                          \
+    X(UNAVAILABLE, -15, 503, "backend_unavailable", "a backend is unavailable")                                                    \
+    X(OVERLOADED, -16, 503, "overloaded", "the server is overloaded, try again")                                                   \
+    X(TIMEDOUT, -17, 504, "timeout", "the function did not finish in time")                                                        \
+    X(CANCELED, -18, 499, "canceled", "the request was canceled")                                                                  \
     X(NOTREADY, -19, 503, "not_ready", "the server is not ready")
 
 typedef enum {
@@ -129,11 +129,11 @@ typedef struct st_sff_module_t {
 
 /* Options of a cookie set with sff_set_cookie(); zero means "not set". */
 typedef struct st_sff_cookie_t {
-    int64_t max_age_s; /* < 0 deletes the cookie; 0 makes a session cookie */
-    const char *path;  /* default "/" */
+    int64_t max_age_s;     /* < 0 deletes the cookie; 0 makes a session cookie */
+    const char *path;      /* default "/" */
     const char *same_site; /* "Lax" (default), "Strict" or "None" */
-    int http_only;     /* nonzero adds HttpOnly */
-    int secure;        /* nonzero adds Secure; the gateway also adds it under TLS */
+    int http_only;         /* nonzero adds HttpOnly */
+    int secure;            /* nonzero adds Secure; the gateway also adds it under TLS */
 } sff_cookie_t;
 
 /* JSON types, as sff_json_type() reports them. */
@@ -217,9 +217,9 @@ extern const sff_api_t *sff__api __attribute__((visibility("hidden")));
  * SFF_MODULE(name, routes, init, fini) defines the module's descriptor and API slot. Use it once
  * per module, in one file, after the route table.
  */
-#define SFF_MODULE(NAME, ROUTES, INIT, FINI)                                                                                    \
-    const sff_api_t *sff__api __attribute__((visibility("hidden")));                                                          \
-    __attribute__((visibility("default"))) const sff_module_t sff_module = {                                                  \
+#define SFF_MODULE(NAME, ROUTES, INIT, FINI)                                                                                       \
+    const sff_api_t *sff__api __attribute__((visibility("hidden")));                                                               \
+    __attribute__((visibility("default"))) const sff_module_t sff_module = {                                                       \
         SFF_ABI_MAJOR, SFF_ABI_MINOR, (NAME), (ROUTES), sizeof(ROUTES) / sizeof((ROUTES)[0]), (INIT), (FINI), &sff__api}
 
 /* ---- the request ------------------------------------------------------------------------------ */

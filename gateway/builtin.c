@@ -18,8 +18,7 @@ int sff_builtin_handle(sff_worker_t *w, h2o_req_t *req, const char *path, size_t
 {
     int get = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")) ||
               h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"));
-    if (!is(path, len, "/_health") && !is(path, len, "/_ready") && !is(path, len, "/_metrics") &&
-        !is(path, len, "/_openapi.json"))
+    if (!is(path, len, "/_health") && !is(path, len, "/_ready") && !is(path, len, "/_metrics") && !is(path, len, "/_openapi.json"))
         return -1;
     if (!get) {
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, H2O_STRLIT("GET, HEAD"));
@@ -34,9 +33,8 @@ int sff_builtin_handle(sff_worker_t *w, h2o_req_t *req, const char *path, size_t
     } else if (is(path, len, "/_ready")) {
         int ready = w->gen != NULL && !w->draining;
         json_t *body = json_pack("{s:s, s:{s:{s:b, s:I, s:I, s:I}}}", "status", ready ? "ready" : "not_ready", "checks",
-                                 "functions", "ok", w->gen != NULL, "generation", (json_int_t)(w->gen ? w->gen->id : 0),
-                                 "modules", (json_int_t)(w->gen ? w->gen->nmods : 0), "routes",
-                                 (json_int_t)(w->gen ? w->gen->nroutes : 0));
+                                 "functions", "ok", w->gen != NULL, "generation", (json_int_t)(w->gen ? w->gen->id : 0), "modules",
+                                 (json_int_t)(w->gen ? w->gen->nmods : 0), "routes", (json_int_t)(w->gen ? w->gen->nroutes : 0));
         if (w->draining)
             json_object_set_new(body, "draining", json_true());
         sff_http_send_json(req, ready ? 200 : 503, body, NULL, 0);

@@ -396,8 +396,8 @@ static int api_set_cookie(sff_req_t *r, const char *name, const char *value, con
         return SFF_EBADREQ;
     const char *path = opts->path != NULL ? opts->path : "/";
     const char *same_site = opts->same_site != NULL ? opts->same_site : "Lax";
-    if (!cookie_token_ok(path, 1) || (strcmp(same_site, "Lax") != 0 && strcmp(same_site, "Strict") != 0 &&
-                                      strcmp(same_site, "None") != 0))
+    if (!cookie_token_ok(path, 1) ||
+        (strcmp(same_site, "Lax") != 0 && strcmp(same_site, "Strict") != 0 && strcmp(same_site, "None") != 0))
         return SFF_EBADREQ;
     int secure = opts->secure || (r->root->req != NULL && sff_http_is_tls(r->root->req)) || strcmp(same_site, "None") == 0;
     int n = snprintf(buf, sizeof(buf), "%s=%s; Path=%s; SameSite=%s", name, value, path, same_site);
@@ -499,8 +499,7 @@ static int api_call(sff_req_t *r, const char *method, const char *path, sff_json
     }
     if ((code = sff_auth_check_policy(route, r->claims, &msg)) != 0)
         goto Respond;
-    if ((code = sff_input_build(&rp, query, query != NULL ? strlen(query) : 0, J(input), &params, &merged, &coercible, &msg)) !=
-        0)
+    if ((code = sff_input_build(&rp, query, query != NULL ? strlen(query) : 0, J(input), &params, &merged, &coercible, &msg)) != 0)
         goto Respond;
     if (route->schema != NULL && (code = sff_input_validate(route->schema, merged, coercible, &details)) != 0)
         goto Respond;

@@ -18,23 +18,23 @@
 #include "timer.h"
 
 struct st_sff_req_t {
-    h2o_req_t *req;               /* NULL once h2o has freed the request, and for in-process calls */
-    struct st_sff_req_t *parent;  /* the caller of an in-process call, else NULL */
-    struct st_sff_req_t *root;    /* the outermost call (itself for a request) */
-    sff_generation_t *gen;        /* held (one reference) by the root call */
+    h2o_req_t *req;              /* NULL once h2o has freed the request, and for in-process calls */
+    struct st_sff_req_t *parent; /* the caller of an in-process call, else NULL */
+    struct st_sff_req_t *root;   /* the outermost call (itself for a request) */
+    sff_generation_t *gen;       /* held (one reference) by the root call */
     const sff_route_entry_t *route;
-    sff_coro_t *co;               /* root only */
-    json_t *input;                /* merged input */
-    json_t *params;               /* path parameters, decoded */
-    json_t *claims;               /* verified claims or NULL */
+    sff_coro_t *co; /* root only */
+    json_t *input;  /* merged input */
+    json_t *params; /* path parameters, decoded */
+    json_t *claims; /* verified claims or NULL */
     const char *sub;
     char request_id[64];
-    const char *method;           /* NUL-terminated copies in pool */
+    const char *method; /* NUL-terminated copies in pool */
     const char *path;
 
     /* the response */
     int status;
-    int responded;                /* a handler set a response */
+    int responded; /* a handler set a response */
     json_t *body;
     char *raw_body;
     size_t raw_len;
@@ -55,11 +55,11 @@ struct st_sff_req_t {
     sff_timer_t wait_timer;
     sff_timer_t deadline;
     sff_timer_t resume_soon;
-    int canceled;                 /* 0, SFF_ECANCELED or SFF_ETIMEDOUT */
-    int started;                  /* the handler has begun */
-    int finished;                 /* the handler returned */
-    int sent;                     /* a response went to the client */
-    int detached;                 /* h2o freed the request */
+    int canceled; /* 0, SFF_ECANCELED or SFF_ETIMEDOUT */
+    int started;  /* the handler has begun */
+    int finished; /* the handler returned */
+    int sent;     /* a response went to the client */
+    int detached; /* h2o freed the request */
     uint64_t start_us;
     h2o_req_t **disposer_slot;
 };

@@ -40,9 +40,9 @@ typedef struct st_sff_config_t {
     size_t coro_stack;         /* SFF_CORO_STACK */
     int access_log;            /* SFF_ACCESS_LOG: 1 on (default), 0 off */
     /* HTTP/2 abuse budgets (per connection) */
-    uint32_t h2_max_resets;        /* SFF_H2_MAX_RESETS: streams reset before their response, per 10 s */
-    size_t max_header_bytes;       /* SFF_MAX_HEADER_BYTES: decoded request header bytes per request */
-    uint32_t body_timeout_ms;      /* SFF_BODY_TIMEOUT_MS: a request body must arrive within this */
+    uint32_t h2_max_resets;   /* SFF_H2_MAX_RESETS: streams reset before their response, per 10 s */
+    size_t max_header_bytes;  /* SFF_MAX_HEADER_BYTES: decoded request header bytes per request */
+    uint32_t body_timeout_ms; /* SFF_BODY_TIMEOUT_MS: a request body must arrive within this */
 } sff_config_t;
 
 /* Reads the environment into config. Returns 0, or -1 with a message in err naming the variable. */

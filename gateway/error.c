@@ -3,8 +3,8 @@
 const char *sff_strerror(int code)
 {
     switch (code) {
-#define X(name, num, status, ecode, msg)                                                                                        \
-    case num:                                                                                                                   \
+#define X(name, num, status, ecode, msg)                                                                                           \
+    case num:                                                                                                                      \
         return msg;
         SFF_ERRNO_MAP(X)
 #undef X
@@ -17,8 +17,8 @@ const char *sff_strerror(int code)
 int sff_error_status(int code)
 {
     switch (code) {
-#define X(name, num, status, ecode, msg)                                                                                        \
-    case num:                                                                                                                   \
+#define X(name, num, status, ecode, msg)                                                                                           \
+    case num:                                                                                                                      \
         return status;
         SFF_ERRNO_MAP(X)
 #undef X
@@ -29,8 +29,8 @@ int sff_error_status(int code)
 const char *sff_error_code(int code)
 {
     switch (code) {
-#define X(name, num, status, ecode, msg)                                                                                        \
-    case num:                                                                                                                   \
+#define X(name, num, status, ecode, msg)                                                                                           \
+    case num:                                                                                                                      \
         return ecode;
         SFF_ERRNO_MAP(X)
 #undef X

@@ -497,7 +497,8 @@ static int on_fallback(h2o_handler_t *self, h2o_req_t *req)
 {
     sff_worker_t *w = ((sff_handler_t *)self)->w;
     h2o_iovec_t accept = header_value(req, H2O_TOKEN_ACCEPT);
-    if (w->config->static_dir != NULL && accept.base != NULL && h2o_strstr(accept.base, accept.len, H2O_STRLIT("text/html")) != SIZE_MAX) {
+    if (w->config->static_dir != NULL && accept.base != NULL &&
+        h2o_strstr(accept.base, accept.len, H2O_STRLIT("text/html")) != SIZE_MAX) {
         char index[4096];
         snprintf(index, sizeof(index), "%s/index.html", w->config->static_dir);
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-cache"));
@@ -593,8 +594,8 @@ static void on_setup_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t *
         if (env_get(req, ENV_RID).base == NULL)
             set_request_id(req);
         int code = status_code(req->res.status);
-        json_t *env = sff_http_envelope(code, req->res.status == 413 ? sff_strerror(code) : req->res.reason, NULL,
-                                        sff_http_request_id(req));
+        json_t *env =
+            sff_http_envelope(code, req->res.status == 413 ? sff_strerror(code) : req->res.reason, NULL, sff_http_request_id(req));
         char *text = json_dumps(env, JSON_COMPACT);
         json_decref(env);
         if (text != NULL) {

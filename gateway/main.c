@@ -13,16 +13,17 @@
 
 static void usage(FILE *out)
 {
-    fprintf(out, "sff %s - Serverless-For-Frontend gateway\n"
-                 "\n"
-                 "usage:\n"
-                 "  sff serve [--watch]        serve the functions in SFF_FUNCTIONS_DIR (--watch: reload on change)\n"
-                 "  sff token --sub ID [--role ROLE] [--ttl SECONDS]\n"
-                 "                             print an HS256 token signed with SFF_JWT_SECRET (for development)\n"
-                 "  sff version                print the version\n"
-                 "  sff help                   print this help\n"
-                 "\n"
-                 "Configuration comes from SFF_* environment variables; see README.md.\n",
+    fprintf(out,
+            "sff %s - Serverless-For-Frontend gateway\n"
+            "\n"
+            "usage:\n"
+            "  sff serve [--watch]        serve the functions in SFF_FUNCTIONS_DIR (--watch: reload on change)\n"
+            "  sff token --sub ID [--role ROLE] [--ttl SECONDS]\n"
+            "                             print an HS256 token signed with SFF_JWT_SECRET (for development)\n"
+            "  sff version                print the version\n"
+            "  sff help                   print this help\n"
+            "\n"
+            "Configuration comes from SFF_* environment variables; see README.md.\n",
             SFF_VERSION);
 }
 

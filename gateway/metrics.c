@@ -231,12 +231,12 @@ static int seen_before(int w, int i)
     return 0;
 }
 
-#define SUM(field)                                                                                                              \
-    ({                                                                                                                          \
-        uint64_t s_ = 0;                                                                                                        \
-        for (int w_ = 0; w_ < nslots; w_++)                                                                                     \
-            s_ += LOAD(slots[w_].field);                                                                                        \
-        s_;                                                                                                                     \
+#define SUM(field)                                                                                                                 \
+    ({                                                                                                                             \
+        uint64_t s_ = 0;                                                                                                           \
+        for (int w_ = 0; w_ < nslots; w_++)                                                                                        \
+            s_ += LOAD(slots[w_].field);                                                                                           \
+        s_;                                                                                                                        \
     })
 
 char *sff_metrics_render(size_t *len)
@@ -282,8 +282,9 @@ char *sff_metrics_render(size_t *len)
             outf(&o, "\"} %llu\n", (unsigned long long)count);
         }
     }
-    outf(&o, "# HELP sff_requests_in_flight Function calls running now.\n# TYPE sff_requests_in_flight gauge\n"
-             "sff_requests_in_flight %lld\n",
+    outf(&o,
+         "# HELP sff_requests_in_flight Function calls running now.\n# TYPE sff_requests_in_flight gauge\n"
+         "sff_requests_in_flight %lld\n",
          (long long)SUM(inflight));
     outf(&o, "# HELP sff_connections Client connections open now.\n# TYPE sff_connections gauge\nsff_connections %lld\n",
          (long long)SUM(connections));

@@ -11,16 +11,16 @@
 #include <stdint.h>
 
 typedef enum {
-    SFF_METRIC_AUTH_MISSING,  /* a route needing a token got none */
-    SFF_METRIC_AUTH_INVALID,  /* a token failed verification */
-    SFF_METRIC_AUTH_FORBIDDEN,/* a valid token lacked the role */
+    SFF_METRIC_AUTH_MISSING,   /* a route needing a token got none */
+    SFF_METRIC_AUTH_INVALID,   /* a token failed verification */
+    SFF_METRIC_AUTH_FORBIDDEN, /* a valid token lacked the role */
     SFF_METRIC_AUTH_KINDS
 } sff_metric_auth_t;
 
 typedef enum {
-    SFF_METRIC_H2_RESETS,     /* connections closed for too many early stream resets */
-    SFF_METRIC_H2_HEADERS,    /* connections closed for too many decoded header bytes */
-    SFF_METRIC_H2_SLOW_BODY,  /* connections closed for a request body that did not progress */
+    SFF_METRIC_H2_RESETS,    /* connections closed for too many early stream resets */
+    SFF_METRIC_H2_HEADERS,   /* connections closed for too many decoded header bytes */
+    SFF_METRIC_H2_SLOW_BODY, /* connections closed for a request body that did not progress */
     SFF_METRIC_H2_KINDS
 } sff_metric_h2_t;
 

@@ -142,8 +142,8 @@ static sff_module_inst_t *inst_load(const char *name, const char *file, const st
     m->size = st->st_size;
     sff_module_stats.loads++;
     sff_module_stats.last_load_us = sff_now_us() - t0;
-    sff_log_info("module %s loaded from %s (ABI %u.%u, %zu routes, %llu us)", name, file, m->desc->abi_major,
-                 m->desc->abi_minor, m->desc->nroutes, (unsigned long long)sff_module_stats.last_load_us);
+    sff_log_info("module %s loaded from %s (ABI %u.%u, %zu routes, %llu us)", name, file, m->desc->abi_major, m->desc->abi_minor,
+                 m->desc->nroutes, (unsigned long long)sff_module_stats.last_load_us);
     return m;
 Error:
     sff_module_stats.load_errors++;

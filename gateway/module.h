@@ -57,9 +57,9 @@ typedef struct st_sff_generation_t {
 
 /* Load statistics of this process, for metrics. */
 typedef struct st_sff_module_stats_t {
-    uint64_t loads;      /* module instances loaded */
+    uint64_t loads; /* module instances loaded */
     uint64_t load_errors;
-    uint64_t reloads;    /* generations swapped in after the first */
+    uint64_t reloads; /* generations swapped in after the first */
     uint64_t unloads;
     uint64_t last_load_us;
 } sff_module_stats_t;

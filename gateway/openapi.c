@@ -25,8 +25,8 @@ static void convert_path(const char *tmpl, char *out, size_t size, json_t *param
                 name[n] = '\0';
             }
             o += (size_t)snprintf(out + o, size - o, "{%s}", name);
-            json_array_append_new(params, json_pack("{s:s, s:s, s:b, s:{s:s}}", "name", name, "in", "path", "required", 1,
-                                                    "schema", "type", "string"));
+            json_array_append_new(params, json_pack("{s:s, s:s, s:b, s:{s:s}}", "name", name, "in", "path", "required", 1, "schema",
+                                                    "type", "string"));
         } else {
             out[o++] = *p++;
         }
@@ -34,10 +34,10 @@ static void convert_path(const char *tmpl, char *out, size_t size, json_t *param
     out[o < size ? o : size - 1] = '\0';
 }
 
-#define ERROR_SCHEMA                                                                                                            \
-    "{\"type\":\"object\",\"required\":[\"error\"],\"properties\":{\"error\":{\"type\":\"object\",\"required\":[\"code\","      \
-    "\"message\",\"details\",\"request_id\"],\"properties\":{\"code\":{\"type\":\"string\"},\"message\":{\"type\":\"string\"},"  \
-    "\"details\":{\"type\":\"array\",\"items\":{\"type\":\"object\",\"properties\":{\"path\":{\"type\":\"string\"},"           \
+#define ERROR_SCHEMA                                                                                                               \
+    "{\"type\":\"object\",\"required\":[\"error\"],\"properties\":{\"error\":{\"type\":\"object\",\"required\":[\"code\","         \
+    "\"message\",\"details\",\"request_id\"],\"properties\":{\"code\":{\"type\":\"string\"},\"message\":{\"type\":\"string\"},"    \
+    "\"details\":{\"type\":\"array\",\"items\":{\"type\":\"object\",\"properties\":{\"path\":{\"type\":\"string\"},"               \
     "\"message\":{\"type\":\"string\"}}}},\"request_id\":{\"type\":\"string\"}}}}}"
 
 static json_t *error_ref(void)
@@ -61,9 +61,9 @@ static json_t *operation(const sff_route_entry_t *e, json_t *path_params)
         char ref[256];
         snprintf(ref, sizeof(ref), "#/components/schemas/%s", r->schema);
         if (has_body) {
-            json_object_set_new(op, "requestBody",
-                                json_pack("{s:b, s:{s:{s:{s:s}}}}", "required", 1, "content", "application/json", "schema",
-                                          "$ref", ref));
+            json_object_set_new(
+                op, "requestBody",
+                json_pack("{s:b, s:{s:{s:{s:s}}}}", "required", 1, "content", "application/json", "schema", "$ref", ref));
         } else {
             /* GET and DELETE take their input from the query: one parameter per property */
             json_t *props = json_object_get(sff_schema_doc(e->schema), "properties");
@@ -88,8 +88,8 @@ static json_t *operation(const sff_route_entry_t *e, json_t *path_params)
                     if (json_is_string(pp) && strcmp(json_string_value(pp), key) == 0)
                         req = 1;
                 }
-                json_array_append_new(params,
-                                      json_pack("{s:s, s:s, s:b, s:O}", "name", key, "in", "query", "required", req, "schema", prop));
+                json_array_append_new(
+                    params, json_pack("{s:s, s:s, s:b, s:O}", "name", key, "in", "query", "required", req, "schema", prop));
             }
         }
     }

@@ -332,12 +332,9 @@ int main(void)
     if (mkdtemp(base) == NULL || tc_functions_dir(base, fdir, sizeof(fdir)) != 0)
         return 1;
     snprintf(env_fn, sizeof(env_fn), "SFF_FUNCTIONS_DIR=%s", fdir);
-    const char *env[] = {env_fn,
-                         "SFF_WORKERS=1",
-                         "SFF_SCHEMAS_DIR=schemas",
-                         "SFF_JWT_SECRET=" TC_SECRET,
-                         "SFF_CORS_ORIGINS=https://app.example",
-                         NULL};
+    const char *env[] = {
+        env_fn, "SFF_WORKERS=1", "SFF_SCHEMAS_DIR=schemas", "SFF_JWT_SECRET=" TC_SECRET, "SFF_CORS_ORIGINS=https://app.example",
+        NULL};
     if (tc_server_start(&srv, env) != 0)
         return 1;
     RUN(hello_over_http1);

@@ -190,14 +190,20 @@ TEST(keys_file_with_kids_reloaded_on_sighup)
     tc_server_t k;
     snprintf(env_keys, sizeof(env_keys), "SFF_JWT_KEYS_FILE=%s", keys);
     snprintf(env_fn, sizeof(env_fn), "SFF_FUNCTIONS_DIR=%s", fdir);
-    const char *env[] = {env_keys, env_fn, "SFF_WORKERS=1", "SFF_SCHEMAS_DIR=schemas", "SFF_JWT_ISSUER=https://issuer.example",
-                         "SFF_JWT_AUDIENCE=sff-tests", NULL};
+    const char *env[] = {env_keys,
+                         env_fn,
+                         "SFF_WORKERS=1",
+                         "SFF_SCHEMAS_DIR=schemas",
+                         "SFF_JWT_ISSUER=https://issuer.example",
+                         "SFF_JWT_AUDIENCE=sff-tests",
+                         NULL};
     if (tc_server_start(&k, env) != 0) {
         CHECK(!"the server starts with a keys file");
         return;
     }
     char payload[256];
-    snprintf(payload, sizeof(payload), "{\"sub\":\"k\",\"iss\":\"https://issuer.example\",\"aud\":[\"x\",\"sff-tests\"],\"exp\":%lld}",
+    snprintf(payload, sizeof(payload),
+             "{\"sub\":\"k\",\"iss\":\"https://issuer.example\",\"aud\":[\"x\",\"sff-tests\"],\"exp\":%lld}",
              (long long)time(NULL) + 60);
     char *t1 = tc_jwt_hs384_for_test(payload);
     CHECK_INT(status_with(k.port, "/examples/whoami", t1), 200);
@@ -234,8 +240,11 @@ TEST(keys_file_with_kids_reloaded_on_sighup)
     CHECK_INT(status_with(k.port, "/examples/whoami", t_aud), 401);
 
     /* rotate: drop k1, SIGHUP, its tokens stop working (the cache is emptied too) */
-    CHECK(write_file(keys, "{\"keys\":[{\"kid\":\"k2\",\"alg\":\"HS256\",\"kty\":\"oct\",\"k\":\"azItc2VjcmV0LWZvci10ZXN0cy0wMTIzNDU2Nzg5\"}]}") ==
-          0);
+    CHECK(
+        write_file(
+            keys,
+            "{\"keys\":[{\"kid\":\"k2\",\"alg\":\"HS256\",\"kty\":\"oct\",\"k\":\"azItc2VjcmV0LWZvci10ZXN0cy0wMTIzNDU2Nzg5\"}]}") ==
+        0);
     tc_server_signal(&k, SIGHUP);
     int refused = 0;
     for (int i = 0; i < 50 && !refused; i++) {

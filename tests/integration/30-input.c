@@ -27,7 +27,8 @@ static const char *code_of(const tc_response_t *res)
     return code;
 }
 
-static void expect(tc_proto_t proto, const char *path, const char *ctype, const char *body, size_t len, int status, const char *code)
+static void expect(tc_proto_t proto, const char *path, const char *ctype, const char *body, size_t len, int status,
+                   const char *code)
 {
     tc_response_t res;
     CHECK(post(proto, path, ctype, body, len, &res) == 0);

@@ -142,9 +142,8 @@ TEST(reload_under_load_fails_nothing)
     }
     tc_load_join(&fast);
     tc_load_join(&slow);
-    fprintf(stderr, "  %d reloads under load: %llu + %llu requests ok, %llu + %llu failed\n", reloads,
-            (unsigned long long)fast.ok, (unsigned long long)slow.ok, (unsigned long long)fast.failed,
-            (unsigned long long)slow.failed);
+    fprintf(stderr, "  %d reloads under load: %llu + %llu requests ok, %llu + %llu failed\n", reloads, (unsigned long long)fast.ok,
+            (unsigned long long)slow.ok, (unsigned long long)fast.failed, (unsigned long long)slow.failed);
     CHECK(fast.ok > 100 && slow.ok > 50);
     CHECK_INT(fast.failed, 0);
     CHECK_INT(slow.failed, 0);

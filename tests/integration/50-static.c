@@ -75,9 +75,19 @@ TEST(spa_history_fallback)
 
 TEST(traversal_is_refused)
 {
-    const char *bad[] = {"/index.html%00.txt", "/%00",        "/../secret.txt",  "/css/../../secret.txt", "/%2e%2e/secret.txt",
-                         "/%2E%2e/secret.txt", "/.%2e/secret.txt", "/%252e%252e/secret.txt", "/css/%2e%2e%2f%2e%2e%2fsecret.txt",
-                         "/css%2f..%2f..%2fsecret.txt", "/..%5csecret.txt", "/css/./site.css", "/.."};
+    const char *bad[] = {"/index.html%00.txt",
+                         "/%00",
+                         "/../secret.txt",
+                         "/css/../../secret.txt",
+                         "/%2e%2e/secret.txt",
+                         "/%2E%2e/secret.txt",
+                         "/.%2e/secret.txt",
+                         "/%252e%252e/secret.txt",
+                         "/css/%2e%2e%2f%2e%2e%2fsecret.txt",
+                         "/css%2f..%2f..%2fsecret.txt",
+                         "/..%5csecret.txt",
+                         "/css/./site.css",
+                         "/.."};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         tc_response_t res;
         CHECK(tc_get(srv.port, bad[i], NULL, &res) == 0);

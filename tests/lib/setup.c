@@ -88,8 +88,8 @@ char *tc_jwt_hmac(const char *md, const void *secret, size_t secret_len, const c
 char *tc_token(const char *sub, const char *role, int ttl)
 {
     char cmd[1024], buf[2048];
-    snprintf(cmd, sizeof(cmd), "SFF_JWT_SECRET='%s' '%s' token --sub '%s' --ttl %d %s%s%s", TC_SECRET, tc_build_path("sff"), sub, ttl,
-             role != NULL ? "--role '" : "", role != NULL ? role : "", role != NULL ? "'" : "");
+    snprintf(cmd, sizeof(cmd), "SFF_JWT_SECRET='%s' '%s' token --sub '%s' --ttl %d %s%s%s", TC_SECRET, tc_build_path("sff"), sub,
+             ttl, role != NULL ? "--role '" : "", role != NULL ? role : "", role != NULL ? "'" : "");
     FILE *f = popen(cmd, "r");
     if (f == NULL)
         return NULL;
@@ -122,8 +122,9 @@ int tc_build_fixture(const char *path, const char *flags)
     char tmp[4096];
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
     /* build beside, then rename: the gateway must never see a half-written file */
-    if (tc_sh("gcc -std=c11 -O1 -fPIC -shared -fvisibility=hidden -I'%s/functions' %s -o '%s' '%s/tests/functions/fixture/fixture.c'",
-              top != NULL ? top : ".", flags, tmp, top != NULL ? top : ".") != 0)
+    if (tc_sh(
+            "gcc -std=c11 -O1 -fPIC -shared -fvisibility=hidden -I'%s/functions' %s -o '%s' '%s/tests/functions/fixture/fixture.c'",
+            top != NULL ? top : ".", flags, tmp, top != NULL ? top : ".") != 0)
         return -1;
     return rename(tmp, path);
 }
