@@ -55,7 +55,7 @@ int sff_builtin_handle(sff_worker_t *w, h2o_req_t *req, const char *path, size_t
         req->res.content_length = n;
         h2o_start_response(req, &generator);
         h2o_iovec_t body = h2o_iovec_init(text, n);
-        h2o_send(req, &body, 1, H2O_SEND_STATE_FINAL);
+        h2o_send(req, &body, h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD")) ? 0 : 1, H2O_SEND_STATE_FINAL);
     } else {
         json_t *doc = sff_openapi_build(w->gen, w->config);
         if (doc == NULL) {

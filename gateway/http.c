@@ -146,7 +146,9 @@ static void send_body(h2o_req_t *req, int status, const char *type, h2o_iovec_t 
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, type, strlen(type));
     req->res.content_length = body.len;
     h2o_start_response(req, &generator);
-    h2o_send(req, &body, body.len != 0 ? 1 : 0, H2O_SEND_STATE_FINAL);
+    /* h2o leaves HEAD to the handler: the length of the GET's body, and no body */
+    int head = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"));
+    h2o_send(req, &body, body.len != 0 && !head ? 1 : 0, H2O_SEND_STATE_FINAL);
 }
 
 void sff_http_send_json(h2o_req_t *req, int status, json_t *body, const h2o_iovec_t *headers, size_t nheaders)
@@ -555,7 +557,8 @@ static void on_envelope_send(h2o_ostream_t *self, h2o_req_t *req, h2o_iovec_t *b
         h2o_ostream_send_next(self, req, NULL, 0, state); /* the original body is dropped */
         return;
     }
-    h2o_ostream_send_next(self, req, &((envelope_ostream_t *)self)->body, 1, state);
+    int head = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"));
+    h2o_ostream_send_next(self, req, &((envelope_ostream_t *)self)->body, head ? 0 : 1, state);
 }
 
 static int status_code(int status)

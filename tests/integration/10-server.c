@@ -51,6 +51,33 @@ TEST(head_has_no_body)
     CHECK(tc_request(TC_HTTP1, srv.port, "HEAD", "/examples/hello", NULL, NULL, 0, &res) == 0);
     CHECK_INT(res.status, 200);
     CHECK_INT(res.body_len, 0);
+    CHECK_STR(tc_header(&res, "content-length"), "17");
+    tc_response_free(&res);
+    /* on one keep-alive connection, a HEAD's response must not carry the body (or the next
+     * response would be read from the middle of it) */
+    const char *paths[] = {"/examples/hello", "/nope", "/_metrics"};
+    for (size_t i = 0; i < 3; i++) {
+        int fd = tc_connect(srv.port);
+        char req[512], buf[65536];
+        snprintf(req, sizeof(req),
+                 "HEAD %s HTTP/1.1\r\nHost: x\r\n\r\nGET /examples/hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                 paths[i]);
+        CHECK(fd >= 0 && tc_write_all(fd, req, strlen(req)) == 0);
+        size_t n = 0;
+        ssize_t r;
+        while (n < sizeof(buf) - 1 && (r = read(fd, buf + n, sizeof(buf) - 1 - n)) > 0)
+            n += (size_t)r;
+        buf[n] = '\0';
+        close(fd);
+        char *second = strstr(buf + 1, "HTTP/1.1 200");
+        CHECK(strncmp(buf, "HTTP/1.1 ", 9) == 0 && second != NULL);
+        /* the HEAD's part ends with its headers */
+        CHECK(second != NULL && second - buf >= 4 && memcmp(second - 4, "\r\n\r\n", 4) == 0);
+        CHECK(n >= 17 && strcmp(buf + n - 17, "{\"hello\":\"world\"}") == 0);
+    }
+    CHECK(tc_request(TC_H2C, srv.port, "HEAD", "/examples/hello", NULL, NULL, 0, &res) == 0);
+    CHECK_INT(res.status, 200);
+    CHECK_INT(res.body_len, 0);
     tc_response_free(&res);
 }
 
