@@ -27,10 +27,10 @@ endif
 
 PREFIX ?= /usr/local
 WARN := -Wall -Wextra -Werror -Wno-missing-field-initializers
-CPPFLAGS := -D_GNU_SOURCE -DH2O_USE_LIBUV=0 -I. -Igateway -Ifunctions
+CPPFLAGS := -D_GNU_SOURCE -DH2O_USE_LIBUV=0 -I. -Igateway -Ibaas -Ifunctions -I/usr/include/postgresql
 CFLAGS := -std=c11 $(OPT) -g -fno-omit-frame-pointer -fstack-clash-protection $(WARN) $(SANFLAGS) -MMD -MP
 LDFLAGS := $(SANFLAGS)
-LIBS := -lh2o-evloop -ljwt -ljansson -lssl -lcrypto -lz -lsodium -lpthread -ldl -lm
+LIBS := -lh2o-evloop -lpq -lhiredis -ljwt -ljansson -lssl -lcrypto -lz -lsodium -lpthread -ldl -lm
 
 GW_SRC := $(sort $(wildcard gateway/*.c gateway/*.S baas/*.c))
 GW_OBJ := $(patsubst %,$(BUILD)/obj/%.o,$(GW_SRC))
@@ -79,9 +79,10 @@ $(BUILD)/tests/functions/%.so: $$(wildcard tests/functions/%/*.c) functions/sff.
 	@mkdir -p $(dir $@)
 	$(CC) $(MODULE_CFLAGS) -shared -o $@ $(filter %.c,$^)
 
-$(BUILD)/tests/unit/%: tests/unit/%.c $(LIB_OBJ)
+# Unit tests may start real backends with the helpers of tests/lib.
+$(BUILD)/tests/unit/%: tests/unit/%.c $(LIB_OBJ) $(TLIB_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) -Itests $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB_OBJ) $(LIBS)
+	$(CC) $(CPPFLAGS) -Itests $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB_OBJ) $(TLIB_OBJ) $(LIBS) -lnghttp2
 
 $(BUILD)/tests/integration/%: tests/integration/%.c $(TLIB_OBJ)
 	@mkdir -p $(dir $@)
@@ -137,12 +138,12 @@ FUZZ_BIN := $(patsubst tests/fuzz/%.c,build-fuzz/%,$(FUZZ_SRC))
 FUZZ_LIB_SRC := $(filter-out gateway/main.c,$(filter %.c,$(GW_SRC)))
 build-fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRC) $(wildcard gateway/*.h)
 	@mkdir -p $(dir $@)
-	clang $(CPPFLAGS) -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -o $@ $< $(FUZZ_LIB_SRC) $(filter %.S,$(GW_SRC)) $(LIBS)
+	clang $(CPPFLAGS) -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -o $@ $< $(FUZZ_LIB_SRC) $(filter %.S,$(GW_SRC)) $(LIBS)
 
 fuzz-build: $(FUZZ_BIN)
 
 fuzz: fuzz-build
-	@FUZZ_SECONDS=$(FUZZ_SECONDS) sh tests/fuzz/run.sh
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) sh tests/run.sh fuzz
 
 format:
 ifeq ($(FIX),1)

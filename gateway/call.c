@@ -279,8 +279,8 @@ static const char *api_user_id(sff_req_t *r)
 
 static const char *api_header(sff_req_t *r, const char *name)
 {
-    h2o_req_t *req = r->root->req;
-    if (req == NULL || r->parent != NULL)
+    h2o_req_t *req = r->root->req; /* an in-process call sees its caller's request headers */
+    if (req == NULL)
         return NULL;
     ssize_t i = h2o_find_header_by_str(&req->headers, name, strlen(name), -1);
     if (i < 0) {

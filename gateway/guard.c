@@ -35,9 +35,10 @@ typedef struct st_guard_conn_t {
     /* set when a request starts or finishes; cleared by the sweep */
     int activity;
     /* While nothing is in flight and nothing happened for a sweep, the connection is watched:
-     * since when (0 when not watched), and its byte counters then. */
+     * since when (0 when not watched), the bytes received and sent then, and the bytes received by
+     * the previous sweep. */
     uint64_t watch_since_ms;
-    uint64_t watch_received, watch_acked;
+    uint64_t watch_received, watch_sent, prev_received;
     /* the budget exceeded by early resets, closed at the next request; -1 when none */
     int over_budget;
     int condemned;
@@ -68,7 +69,7 @@ void sff_guard_on_accept(sff_worker_t *w, h2o_socket_t *sock)
         return;
     c->sock = sock;
     c->reset_window_start_ms = sff_now_ms();
-    c->activity = 1;
+    c->activity = 1; /* not watched before the preface (or the TLS handshake) has had a sweep to arrive */
     c->over_budget = -1;
     h2o_linklist_insert(&conns, &c->link);
     nconns++;
@@ -197,10 +198,11 @@ void sff_guard_on_complete(sff_worker_t *w, h2o_req_t *req)
         c->over_budget = SFF_METRIC_H2_RESETS;
 }
 
-/* The bytes the kernel received from the peer and the bytes the peer acknowledged, both since the
- * connection was made (h2o 2.2.5's sock->bytes_read only holds the size of the last read). Returns
- * -1 when the kernel does not tell (before Linux 4.1). */
-static int tcp_bytes(h2o_socket_t *sock, uint64_t *received, uint64_t *acked)
+/* The bytes the kernel received from the peer and sent to it since the connection was made (h2o
+ * 2.2.5's sock->bytes_read and bytes_written only hold the size of the last read and write).
+ * Returns -1 when the kernel does not tell (before Linux 4.1; before 4.19 what the peer
+ * acknowledged stands for what was sent). */
+static int tcp_bytes(h2o_socket_t *sock, uint64_t *received, uint64_t *sent)
 {
     struct tcp_info ti;
     socklen_t len = sizeof(ti);
@@ -209,31 +211,33 @@ static int tcp_bytes(h2o_socket_t *sock, uint64_t *received, uint64_t *acked)
         len < offsetof(struct tcp_info, tcpi_bytes_received) + sizeof(ti.tcpi_bytes_received))
         return -1;
     *received = ti.tcpi_bytes_received;
-    *acked = ti.tcpi_bytes_acked;
+    *sent = len >= offsetof(struct tcp_info, tcpi_bytes_sent) + sizeof(ti.tcpi_bytes_sent) ? ti.tcpi_bytes_sent : ti.tcpi_bytes_acked;
     return 0;
 }
 
 /* The slow-request check. h2o restarts its idle timeout on every byte received, so a client can hold
  * a partial request (head or body) open for ever by trickling bytes. A connection with no request in
  * flight and none started or finished since the previous sweep is watched; it is closed once, for
- * SFF_BODY_TIMEOUT_MS, bytes kept arriving that the server did not answer in kind (a PING is
- * answered by a PING of the same size; an idle connection sends nothing and is left to the idle
- * timeout) at under SLOW_FLOOR_BYTES_PER_S. */
+ * SFF_BODY_TIMEOUT_MS, bytes kept arriving at under SLOW_FLOOR_BYTES_PER_S that the server had not
+ * answered in kind a sweep later. A PING is answered by a PING of the same size at once; an idle
+ * connection sends nothing and is left to h2o's idle timeout. */
 static void check_slow(sff_worker_t *w, guard_conn_t *c, uint64_t now)
 {
-    uint64_t received, acked;
-    if (c->in_flight != 0 || c->activity || tcp_bytes(c->sock, &received, &acked) != 0) {
+    uint64_t received, sent;
+    if (c->in_flight != 0 || c->activity || tcp_bytes(c->sock, &received, &sent) != 0) {
         c->activity = 0;
         c->watch_since_ms = 0;
         return;
     }
     if (c->watch_since_ms == 0) {
         c->watch_since_ms = now;
-        c->watch_received = received;
-        c->watch_acked = acked;
+        c->watch_received = c->prev_received = received;
+        c->watch_sent = sent;
         return;
     }
-    uint64_t arrived = received - c->watch_received, answered = acked - c->watch_acked, age = now - c->watch_since_ms;
+    /* what arrived up to the previous sweep has had a sweep's time to be answered */
+    uint64_t arrived = c->prev_received - c->watch_received, answered = sent - c->watch_sent, age = now - c->watch_since_ms;
+    c->prev_received = received;
     if (arrived > answered && age >= w->config->body_timeout_ms && arrived < age * SLOW_FLOOR_BYTES_PER_S / 1000)
         condemn(c, SFF_METRIC_H2_SLOW_BODY, 0);
 }

@@ -4,8 +4,8 @@
 set -eu
 purpose=${1:-build}
 
-build_pkgs="gcc make libc6-dev pkg-config libh2o-evloop-dev libjansson-dev libjwt-dev libssl-dev libsodium-dev zlib1g-dev"
-test_pkgs="$build_pkgs nghttp2-client libnghttp2-dev curl openssl clang libclang-rt-14-dev wrk procps"
+build_pkgs="gcc make libc6-dev pkg-config libh2o-evloop-dev libjansson-dev libjwt-dev libssl-dev libsodium-dev zlib1g-dev libpq-dev libhiredis-dev"
+test_pkgs="$build_pkgs nghttp2-client libnghttp2-dev curl openssl clang libclang-rt-14-dev clang-format wrk procps postgresql redis-server"
 
 case "$purpose" in
 build) want=$build_pkgs ;;

@@ -199,6 +199,13 @@ TEST(slow_bodies_are_closed)
     tc_response_free(&res);
 }
 
+TEST(no_worker_crashed)
+{
+    CHECK(!tc_server_log_contains(&srv, "died of signal"));
+    CHECK(!tc_server_log_contains(&srv, "AddressSanitizer"));
+    CHECK(!tc_server_log_contains(&srv, "runtime error"));
+}
+
 int main(void)
 {
     char fdir[512], env_fn[700];
@@ -218,6 +225,7 @@ int main(void)
     RUN(rapid_reset_runs_no_handlers_and_is_closed);
     RUN(hpack_bomb_is_closed_and_its_memory_returned);
     RUN(slow_bodies_are_closed);
+    RUN(no_worker_crashed);
     tc_server_stop(&srv);
     tc_sh("rm -rf '%s'", base);
     return test_done();
