@@ -83,16 +83,26 @@ static json_t *result_body(sff_req_t *r, int ret, int *status)
     return json_incref(r->body);
 }
 
-static void send_result(sff_req_t *r, int ret)
+/* Takes the h2o request to answer it, once: NULL when it is gone or was answered. Sending may free
+ * the request, so the call lets go of it first and its disposer no longer calls back into r. */
+static h2o_req_t *take_req(sff_req_t *r)
 {
     h2o_req_t *req = r->req;
-    int status;
     if (req == NULL || r->sent)
-        return;
+        return NULL;
     r->sent = 1;
-    *r->disposer_slot = NULL; /* sending may free the request; nothing must call back into r */
+    *r->disposer_slot = NULL;
     r->detached = 1;
     r->req = NULL;
+    return req;
+}
+
+static void send_result(sff_req_t *r, int ret)
+{
+    h2o_req_t *req = take_req(r);
+    int status;
+    if (req == NULL)
+        return;
     if (r->raw_body != NULL && ret == 0) {
         sff_http_send_raw(req, r->status, r->raw_type, r->raw_body, r->raw_len, r->res_headers.entries, r->res_headers.size / 2);
         return;
@@ -122,12 +132,8 @@ static void on_deadline(sff_timer_t *t)
 {
     sff_req_t *r = t->data;
     r->canceled = SFF_ETIMEDOUT;
-    if (r->req != NULL && !r->sent) {
-        h2o_req_t *req = r->req;
-        r->sent = 1;
-        *r->disposer_slot = NULL;
-        r->detached = 1;
-        r->req = NULL;
+    h2o_req_t *req = take_req(r);
+    if (req != NULL) {
         sff_log_warn("function %s passed its %u ms timeout", r->route->label, r->route->timeout_ms);
         sff_http_send_error(req, SFF_ETIMEDOUT, NULL, NULL);
     }
@@ -177,7 +183,14 @@ static void on_deferred_start(sff_timer_t *t)
     sff_req_t *r = t->data;
     sff_timer_init(&r->resume_soon, on_resume_soon, r);
     if (r->canceled != 0) {
-        call_free(r); /* reset before it ran: no handler run at all */
+        call_free(r); /* reset before it ran: no handler run, no stack taken */
+        return;
+    }
+    if ((r->co = sff_coro_create(run_handler, r)) == NULL) {
+        h2o_req_t *req = take_req(r);
+        if (req != NULL)
+            sff_http_send_error(req, SFF_ENOMEM, NULL, NULL);
+        call_free(r);
         return;
     }
     start_handler(r);
@@ -208,7 +221,8 @@ int sff_call_start(h2o_req_t *req, sff_generation_t *gen, const sff_route_entry_
     sff_timer_init(&r->resume_soon, on_resume_soon, r);
     sff_call_alive++;
     sff_metrics_inflight_add(1);
-    if ((r->co = sff_coro_create(run_handler, r)) == NULL) {
+    /* a deferred call takes its stack when it starts: a stream reset before then costs only this struct */
+    if (!defer && (r->co = sff_coro_create(run_handler, r)) == NULL) {
         r->input = r->params = r->claims = NULL;
         call_free(r);
         return SFF_ENOMEM;

@@ -39,6 +39,8 @@ typedef struct st_guard_conn_t {
      * the previous sweep. */
     uint64_t watch_since_ms;
     uint64_t watch_received, watch_sent, prev_received;
+    /* while draining: the bytes received at the previous look (UINT64_MAX before the first) */
+    uint64_t drain_received;
     /* the budget exceeded by early resets, closed at the next request; -1 when none */
     int over_budget;
     int condemned;
@@ -47,6 +49,8 @@ typedef struct st_guard_conn_t {
 static h2o_linklist_t conns = {&conns, &conns};
 static size_t nconns;
 static sff_timer_t sweep_timer;
+/* An abusive connection was freed since the previous sweep. */
+static int trim_wanted;
 
 static void on_sock_close(void *data)
 {
@@ -54,10 +58,11 @@ static void on_sock_close(void *data)
     h2o_linklist_unlink(&c->link);
     nconns--;
     sff_metrics_connections_add(-1);
-    /* h2o has freed the connection's streams by now: hand the memory an abusive client made us
-     * allocate back to the system (glibc keeps freed memory otherwise). */
+    /* h2o has freed the connection's streams by now; the sweep hands the memory an abusive client
+     * made us allocate back to the system (glibc keeps freed memory otherwise), at most once a
+     * second however many such connections close. */
     if (c->condemned)
-        malloc_trim(0);
+        trim_wanted = 1;
     free(c);
 }
 
@@ -71,6 +76,7 @@ void sff_guard_on_accept(sff_worker_t *w, h2o_socket_t *sock)
     c->reset_window_start_ms = sff_now_ms();
     c->activity = 1; /* not watched before the preface (or the TLS handshake) has had a sweep to arrive */
     c->over_budget = -1;
+    c->drain_received = UINT64_MAX;
     h2o_linklist_insert(&conns, &c->link);
     nconns++;
     sff_metrics_connections_add(1);
@@ -198,10 +204,10 @@ void sff_guard_on_complete(sff_worker_t *w, h2o_req_t *req)
         c->over_budget = SFF_METRIC_H2_RESETS;
 }
 
-/* The bytes the kernel received from the peer and sent to it since the connection was made (h2o
- * 2.2.5's sock->bytes_read and bytes_written only hold the size of the last read and write).
- * Returns -1 when the kernel does not tell (before Linux 4.1; before 4.19 what the peer
- * acknowledged stands for what was sent). */
+/* The bytes the kernel received from the peer and sent to it since the connection was made, both
+ * counted below TLS (h2o 2.2.5's sock->bytes_read only holds the size of the last read). Returns -1
+ * when the kernel does not tell (before Linux 4.1; before 4.19 what the peer acknowledged stands
+ * for what was sent). */
 static int tcp_bytes(h2o_socket_t *sock, uint64_t *received, uint64_t *sent)
 {
     struct tcp_info ti;
@@ -211,7 +217,8 @@ static int tcp_bytes(h2o_socket_t *sock, uint64_t *received, uint64_t *sent)
         len < offsetof(struct tcp_info, tcpi_bytes_received) + sizeof(ti.tcpi_bytes_received))
         return -1;
     *received = ti.tcpi_bytes_received;
-    *sent = len >= offsetof(struct tcp_info, tcpi_bytes_sent) + sizeof(ti.tcpi_bytes_sent) ? ti.tcpi_bytes_sent : ti.tcpi_bytes_acked;
+    *sent =
+        len >= offsetof(struct tcp_info, tcpi_bytes_sent) + sizeof(ti.tcpi_bytes_sent) ? ti.tcpi_bytes_sent : ti.tcpi_bytes_acked;
     return 0;
 }
 
@@ -246,12 +253,33 @@ static void on_sweep(sff_timer_t *t)
 {
     sff_worker_t *w = t->data;
     uint64_t now = sff_now_ms();
+    if (trim_wanted) {
+        trim_wanted = 0;
+        malloc_trim(0);
+    }
     for (h2o_linklist_t *l = conns.next; l != &conns; l = l->next) {
         guard_conn_t *c = H2O_STRUCT_FROM_MEMBER(guard_conn_t, link, l);
         if (!c->condemned)
             check_slow(w, c, now);
     }
     sff_timer_start(t, SWEEP_INTERVAL_MS);
+}
+
+size_t sff_guard_close_idle(void)
+{
+    for (h2o_linklist_t *l = conns.next; l != &conns; l = l->next) {
+        guard_conn_t *c = H2O_STRUCT_FROM_MEMBER(guard_conn_t, link, l);
+        uint64_t received, sent;
+        if (c->in_flight != 0 || tcp_bytes(c->sock, &received, &sent) != 0) {
+            c->drain_received = UINT64_MAX;
+            continue;
+        }
+        /* nothing in flight, and nothing received since the previous look: no request is arriving */
+        if (received == c->drain_received)
+            shutdown(h2o_socket_get_fd(c->sock), SHUT_RDWR);
+        c->drain_received = received;
+    }
+    return nconns;
 }
 
 void sff_guard_start(sff_worker_t *w)

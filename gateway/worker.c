@@ -240,7 +240,7 @@ int sff_worker_main(const sff_config_t *config, int id)
             sff_worker_reload(w);
         }
         if (w->draining) {
-            if (sff_call_alive == 0 && sff_guard_connections() == 0)
+            if (sff_call_alive == 0 && sff_guard_close_idle() == 0)
                 break;
             if (sff_now_ms() >= w->drain_deadline_ms) {
                 sff_log_warn("drain deadline passed with %zu calls in flight: exiting", sff_call_alive);

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include "lib/client.h"
@@ -325,12 +326,25 @@ TEST(sigterm_drains_in_flight_requests)
         return;
     }
     tc_load_t load = {.port = d.port, .connections = 5, .requests = 5, .method = "GET", .path = "/fx/nap?ms=700"};
+    /* an idle keep-alive connection must not hold the worker until the drain deadline (10 s) */
+    int idle = tc_connect(d.port);
+    const char *req = "GET /examples/hello HTTP/1.1\r\nHost: x\r\n\r\n";
+    char buf[1024];
+    CHECK(idle >= 0 && tc_write_all(idle, req, strlen(req)) == 0 && read(idle, buf, sizeof(buf)) > 0);
     tc_load_start(&load);
     usleep(200000);
+    struct timeval t0, t1;
+    gettimeofday(&t0, NULL);
     tc_server_signal(&d, SIGTERM);
     tc_load_join(&load);
     CHECK_INT(load.ok, 5);
     int status = tc_server_stop(&d);
+    gettimeofday(&t1, NULL);
+    double took = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_usec - t0.tv_usec) / 1e6;
+    if (took >= 5)
+        fprintf(stderr, "  stopping took %.1f s\n", took);
+    CHECK(took < 5);
+    close(idle);
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     /* new connections are refused once draining began */
     CHECK(tc_connect(d.port) < 0);

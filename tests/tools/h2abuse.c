@@ -59,15 +59,15 @@ typedef struct st_h2a_result_t {
     const char *mode;
     int connected;
     uint64_t sent_bytes;
-    uint64_t units_sent;      /* rapid-reset: pairs; hpack-bomb: streams; slow-body: body bytes; cancel: requests */
+    uint64_t units_sent; /* rapid-reset: pairs; hpack-bomb: streams; slow-body: body bytes; cancel: requests */
     uint64_t received_bytes;
     uint64_t responses;       /* HEADERS frames (h2) or status lines (HTTP/1.1) from the server */
     uint64_t resets_received; /* RST_STREAM frames from the server */
     uint64_t goaways;
     uint32_t goaway_error;
-    int closed;               /* the server closed the connection (EOF, reset, or a failed write) */
-    int64_t closed_after_ms;  /* since the connection was made; -1 when not closed */
-    int64_t elapsed_ms;       /* the whole attack, until closed or given up */
+    int closed;              /* the server closed the connection (EOF, reset, or a failed write) */
+    int64_t closed_after_ms; /* since the connection was made; -1 when not closed */
+    int64_t elapsed_ms;      /* the whole attack, until closed or given up */
 } h2a_result_t;
 
 /* A connection to the server and an incremental parser of the frames it sends. */
@@ -306,9 +306,9 @@ static uint8_t *h2a_hpack_literal(uint8_t *p, size_t name_index, const char *val
  * 64 + strlen(path) bytes. */
 static uint8_t *h2a_request_block(uint8_t *p, int post, const char *path)
 {
-    *p++ = post ? 0x83 : 0x82;    /* :method POST / GET */
-    *p++ = 0x86;                  /* :scheme http */
-    p = h2a_hpack_literal(p, 4, path); /* :path */
+    *p++ = post ? 0x83 : 0x82;                /* :method POST / GET */
+    *p++ = 0x86;                              /* :scheme http */
+    p = h2a_hpack_literal(p, 4, path);        /* :path */
     p = h2a_hpack_literal(p, 1, "127.0.0.1"); /* :authority */
     if (post) {
         p = h2a_hpack_literal(p, 31, "application/json"); /* content-type */
@@ -340,6 +340,9 @@ static int h2a_start_h2(h2a_conn_t *c, long initial_window)
 
 /* ---- the attacks ------------------------------------------------------------------------------ */
 
+/* Each returns 0 once it has carried out its exchange (*res tells what happened), or -1 when it could
+ * not connect or got a path longer than 256 bytes (*res is zeroed). */
+
 /* Sends n HEADERS(END_STREAM) + RST_STREAM(CANCEL) pairs for GET path as fast as the socket takes
  * them, then reads until the server closes or goes quiet for 2 s. */
 static int h2a_rapid_reset(int port, uint64_t n, const char *path, h2a_result_t *res)
@@ -347,6 +350,7 @@ static int h2a_rapid_reset(int port, uint64_t n, const char *path, h2a_result_t 
     enum { BATCH = 1024 };
     h2a_conn_t c;
     uint8_t block[512];
+    memset(res, 0, sizeof(*res));
     if (strlen(path) > 256)
         return -1;
     if (h2a_connect(&c, res, "rapid-reset", port, 1) != 0)
@@ -484,6 +488,7 @@ static int h2a_cancel(int port, unsigned n, const char *slow_path, int pause_ms,
     h2a_conn_t c;
     uint8_t block[512], frame[600];
     uint32_t stream_id = 1;
+    memset(res, 0, sizeof(*res));
     if (strlen(slow_path) > 256 || strlen(path) > 256)
         return -1;
     if (h2a_connect(&c, res, "cancel", port, 1) != 0)
@@ -546,7 +551,8 @@ static void print_result(const h2a_result_t *r)
     printf("received_bytes %llu\nresponses %llu\nresets_received %llu\ngoaways %llu\ngoaway_error %u\n",
            (unsigned long long)r->received_bytes, (unsigned long long)r->responses, (unsigned long long)r->resets_received,
            (unsigned long long)r->goaways, r->goaway_error);
-    printf("closed %d\nclosed_after_ms %lld\nelapsed_ms %lld\n", r->closed, (long long)r->closed_after_ms, (long long)r->elapsed_ms);
+    printf("closed %d\nclosed_after_ms %lld\nelapsed_ms %lld\n", r->closed, (long long)r->closed_after_ms,
+           (long long)r->elapsed_ms);
 }
 
 static int usage(void)
