@@ -56,6 +56,9 @@ BENCH_BIN := $(patsubst tests/%.c,$(BUILD)/tests/%,$(BENCH_SRC))
 
 all: $(BUILD)/sff $(MODULE_SO)
 
+# Objects are kept, not deleted as intermediates of the test programs.
+.SECONDARY: $(GW_OBJ) $(TLIB_OBJ)
+
 $(BUILD)/sff: $(GW_OBJ)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
