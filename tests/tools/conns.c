@@ -86,7 +86,11 @@ int main(int argc, char **argv)
             fprintf(stderr, "socket: %s (after %d)\n", strerror(errno), opened);
             break;
         }
-        if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || write(fd, req, reqlen) != (ssize_t)reqlen) {
+        /* spread the connections over source addresses 127.0.0.2-17, so that the ports of earlier
+         * runs still in TIME_WAIT never run the ephemeral range dry */
+        struct sockaddr_in src = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000002 + (uint32_t)(i % 16))};
+        if (bind(fd, (struct sockaddr *)&src, sizeof(src)) != 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
+            write(fd, req, reqlen) != (ssize_t)reqlen) {
             fprintf(stderr, "connect: %s (after %d)\n", strerror(errno), opened);
             close(fd);
             break;
