@@ -208,6 +208,26 @@ int sff_config_load(sff_config_t *c, char *err, size_t errlen)
     if (env_long("SFF_ACCESS_LOG", 1, 0, 1, &v, err, errlen) != 0)
         return -1;
     c->access_log = (int)v;
+    c->pg_url = env_dup("SFF_PG_URL", NULL);
+    if (env_long("SFF_PG_POOL", 4, 1, 256, &v, err, errlen) != 0)
+        return -1;
+    c->pg_pool = (int)v;
+    if (env_long("SFF_PG_STATEMENT_TIMEOUT_MS", 30000, 0, 3600000, &v, err, errlen) != 0)
+        return -1;
+    c->pg_statement_timeout_ms = (uint32_t)v;
+    c->redis_url = env_dup("SFF_REDIS_URL", NULL);
+    c->storage_url = env_dup("SFF_STORAGE_URL", NULL);
+    c->s3_access_key = env_dup("SFF_S3_ACCESS_KEY", NULL);
+    c->s3_secret_key = env_dup("SFF_S3_SECRET_KEY", NULL);
+    if (env_size("SFF_MAX_UPLOAD", 10 * 1024 * 1024, &c->max_upload, err, errlen) != 0)
+        return -1;
+    char *migrate = env_dup("SFF_MIGRATE", "auto");
+    c->migrate = strcmp(migrate, "auto") == 0 ? 1 : strcmp(migrate, "off") == 0 ? 0 : -1;
+    free(migrate);
+    if (c->migrate < 0) {
+        snprintf(err, errlen, "SFF_MIGRATE must be auto or off");
+        return -1;
+    }
     if (env_long("SFF_H2_MAX_RESETS", 100, 1, 1000000, &v, err, errlen) != 0)
         return -1;
     c->h2_max_resets = (uint32_t)v;
@@ -235,6 +255,11 @@ void sff_config_dispose(sff_config_t *c)
         free(c->cors_origins[i]);
     free(c->cors_origins);
     free(c->log_level);
+    free(c->pg_url);
+    free(c->redis_url);
+    free(c->storage_url);
+    free(c->s3_access_key);
+    free(c->s3_secret_key);
     memset(c, 0, sizeof(*c));
 }
 

@@ -8,6 +8,7 @@
 #include "jwt.h"
 #include "log.h"
 #include "master.h"
+#include "migrate.h"
 #include "sff.h"
 #include "version.h"
 
@@ -25,6 +26,20 @@ static void usage(FILE *out)
             "\n"
             "Configuration comes from SFF_* environment variables; see README.md.\n",
             SFF_VERSION);
+}
+
+/* Applies pending migrations; returns 0, or prints why and returns nonzero. */
+static int migrate(const sff_config_t *config)
+{
+    char err[1024], dir[4096];
+    sff_migrate_result_t result;
+    snprintf(dir, sizeof(dir), "%s/sql", config->schemas_dir);
+    if (sff_migrate_run(config->pg_url, dir, &result, err, sizeof(err)) != 0) {
+        sff_log_error("migrations: %s", err);
+        return 1;
+    }
+    sff_log_info("migrations: %zu applied now, %zu in %s", result.applied, result.present, dir);
+    return 0;
 }
 
 static int cmd_serve(int argc, char **argv)
@@ -45,6 +60,10 @@ static int cmd_serve(int argc, char **argv)
         return 78;
     }
     sff_log_set_level(config.log_level);
+    if (config.pg_url != NULL && config.migrate && migrate(&config) != 0) {
+        sff_config_dispose(&config);
+        return 78;
+    }
     /* every connection is a descriptor: allow as many as the hard limit does */
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
@@ -52,6 +71,29 @@ static int cmd_serve(int argc, char **argv)
         setrlimit(RLIMIT_NOFILE, &rl);
     }
     int ret = sff_master_run(&config, watch);
+    sff_config_dispose(&config);
+    return ret;
+}
+
+static int cmd_migrate(int argc, char **argv)
+{
+    (void)argv;
+    sff_config_t config;
+    char err[512];
+    if (argc > 2) {
+        fprintf(stderr, "usage: sff migrate\n");
+        return 2;
+    }
+    if (sff_config_load(&config, err, sizeof(err)) != 0) {
+        fprintf(stderr, "sff: configuration error: %s\n", err);
+        return 78;
+    }
+    sff_log_set_level(config.log_level);
+    int ret = 2;
+    if (config.pg_url == NULL)
+        fprintf(stderr, "sff migrate: SFF_PG_URL is not set\n");
+    else
+        ret = migrate(&config);
     sff_config_dispose(&config);
     return ret;
 }
@@ -111,6 +153,8 @@ int main(int argc, char **argv)
     const char *cmd = argc > 1 ? argv[1] : "help";
     if (strcmp(cmd, "serve") == 0)
         return cmd_serve(argc, argv);
+    if (strcmp(cmd, "migrate") == 0)
+        return cmd_migrate(argc, argv);
     if (strcmp(cmd, "token") == 0)
         return cmd_token(argc, argv);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
