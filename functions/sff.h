@@ -125,6 +125,8 @@ typedef struct st_sff_module_t {
     void (*fini)(void);
     /* where the gateway stores its API table for this module */
     const struct st_sff_api_t **api;
+    /* sizeof(sff_route_t) as the module was built: later minors append fields to routes */
+    size_t route_size;
 } sff_module_t;
 
 /* Options of a cookie set with sff_set_cookie(); zero means "not set". */
@@ -220,7 +222,8 @@ extern const sff_api_t *sff__api __attribute__((visibility("hidden")));
 #define SFF_MODULE(NAME, ROUTES, INIT, FINI)                                                                                       \
     const sff_api_t *sff__api __attribute__((visibility("hidden")));                                                               \
     __attribute__((visibility("default"))) const sff_module_t sff_module = {                                                       \
-        SFF_ABI_MAJOR, SFF_ABI_MINOR, (NAME), (ROUTES), sizeof(ROUTES) / sizeof((ROUTES)[0]), (INIT), (FINI), &sff__api}
+        SFF_ABI_MAJOR, SFF_ABI_MINOR, (NAME), (ROUTES), sizeof(ROUTES) / sizeof((ROUTES)[0]), (INIT), (FINI), &sff__api,        \
+        sizeof(sff_route_t)}
 
 /* ---- the request ------------------------------------------------------------------------------ */
 

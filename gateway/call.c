@@ -115,7 +115,7 @@ static void send_result(sff_req_t *r, int ret)
 static void run_handler(void *arg)
 {
     sff_req_t *r = arg;
-    int ret = r->route->route->handler(r);
+    int ret = r->route->route.handler(r);
     r->finished = 1;
     r->wake_result = ret; /* the handler's result, for resume() */
 }
@@ -533,7 +533,7 @@ static int api_call(sff_req_t *r, const char *method, const char *path, sff_json
     child->method = pool_strdup(r, method, SIZE_MAX);
     child->path = pool_strdup(r, path, path_len);
     merged = params = NULL;
-    int ret = route->route->handler(child);
+    int ret = route->route.handler(child);
     body = result_body(child, ret, status);
     *out = S(own(r, body));
     /* the child's own references go to the request, to end with it */

@@ -186,11 +186,14 @@ static int add_routes(sff_generation_t *gen, sff_module_inst_t *m, const sff_con
     if (grown == NULL)
         return -1;
     gen->routes = grown;
+    /* A module built for an older minor has a smaller sff_route_t: step by its size, and leave the
+     * fields it does not know zero. */
+    size_t stride = d->route_size != 0 ? d->route_size : sizeof(sff_route_t);
     for (size_t i = 0; i < d->nroutes; i++) {
-        const sff_route_t *r = &d->routes[i];
         sff_route_entry_t *e = &gen->routes[gen->nroutes];
         memset(e, 0, sizeof(*e));
-        e->route = r;
+        memcpy(&e->route, (const char *)d->routes + i * stride, stride < sizeof(e->route) ? stride : sizeof(e->route));
+        const sff_route_t *r = &e->route;
         e->mod = m;
         e->timeout_ms = r->timeout_ms != 0 ? r->timeout_ms : config->timeout_ms;
         if (r->method == NULL || r->path == NULL || r->handler == NULL) {
@@ -231,7 +234,7 @@ static int build_router(sff_generation_t *gen, sff_module_inst_t **culprit)
         return -1;
     for (size_t i = 0; i < gen->nroutes; i++) {
         sff_route_entry_t *e = &gen->routes[i];
-        if (sff_router_add(gen->router, e->route->method, e->route->path, e, err, sizeof(err)) != 0) {
+        if (sff_router_add(gen->router, e->route.method, e->route.path, e, err, sizeof(err)) != 0) {
             sff_log_error("module %s: route %s: %s; module refused", e->mod->name, e->label, err);
             *culprit = e->mod;
             return -1;

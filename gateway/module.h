@@ -35,7 +35,7 @@ typedef struct st_sff_module_inst_t {
 } sff_module_inst_t;
 
 typedef struct st_sff_route_entry_t {
-    const sff_route_t *route;
+    sff_route_t route; /* a copy: fields a module's (older) ABI lacks are zero; strings belong to mod */
     sff_module_inst_t *mod;
     const sff_schema_t *schema;
     char label[192]; /* "GET /api/todos/:id", for logs and metrics */

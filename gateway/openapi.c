@@ -47,7 +47,7 @@ static json_t *error_ref(void)
 
 static json_t *operation(const sff_route_entry_t *e, json_t *path_params)
 {
-    const sff_route_t *r = e->route;
+    const sff_route_t *r = &e->route;
     char opid[192];
     size_t n = 0;
     for (const char *p = e->label; *p && n + 1 < sizeof(opid); p++)
@@ -115,10 +115,10 @@ json_t *sff_openapi_build(const sff_generation_t *gen, const sff_config_t *confi
         const sff_route_entry_t *e = &gen->routes[i];
         char path[1024], method[16];
         json_t *params = json_array();
-        convert_path(e->route->path, path, sizeof(path), params);
+        convert_path(e->route.path, path, sizeof(path), params);
         size_t m;
-        for (m = 0; e->route->method[m] && m + 1 < sizeof(method); m++)
-            method[m] = (char)tolower((unsigned char)e->route->method[m]);
+        for (m = 0; e->route.method[m] && m + 1 < sizeof(method); m++)
+            method[m] = (char)tolower((unsigned char)e->route.method[m]);
         method[m] = '\0';
         json_t *item = json_object_get(paths, path);
         if (item == NULL) {
