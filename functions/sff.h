@@ -46,7 +46,7 @@ extern "C" {
 /* The ABI of this header. A module built for another major is refused; a newer minor only appends
  * to the API table, so a module built for minor M runs on any gateway with minor >= M. */
 #define SFF_ABI_MAJOR 1
-#define SFF_ABI_MINOR 0
+#define SFF_ABI_MINOR 1
 
 /*
  * Errors: one table gives each code its number, HTTP status, envelope code and default message.
@@ -83,6 +83,7 @@ typedef enum {
 /* Opaque handles. */
 typedef struct st_sff_req_t sff_req_t;   /* one call of a function: valid for the handler's run */
 typedef struct st_sff_json_t sff_json_t; /* a JSON value owned by a request */
+typedef struct st_sff_future_t sff_future_t; /* a backend call in flight, owned by a request */
 
 /* A route's handler: set a response and return 0, or return a negative SFF_E* code. */
 typedef int (*sff_handler_fn)(sff_req_t *r);
@@ -108,6 +109,11 @@ typedef struct st_sff_route_t {
     uint32_t timeout_ms;
     uint32_t cache_ttl_s;
     const char *summary;
+    /* ABI 1.1: a rate limit per caller (the token's subject, else the client's address): past
+     * rate_limit calls in rate_window_s seconds (default 60) the route answers 429 with Retry-After.
+     * Needs SFF_REDIS_URL; while Redis is down calls are allowed. 0: no limit. */
+    uint32_t rate_limit;
+    uint32_t rate_window_s;
 } sff_route_t;
 
 struct st_sff_api_t;
@@ -210,6 +216,18 @@ typedef struct st_sff_api_t {
     sff_json_t *(*json_value_at)(const sff_json_t *obj, size_t i);
     sff_json_t *(*json_copy)(sff_req_t *r, const sff_json_t *v);
     int (*json_del)(sff_json_t *obj, const char *key);
+
+    /* ABI 1.1: backend calls */
+    int (*await_all)(sff_req_t *r, sff_future_t *const *futures, size_t n, uint32_t timeout_ms);
+    sff_json_t *(*future_value)(const sff_future_t *f);
+    int (*future_result)(const sff_future_t *f);
+    const char *(*future_error)(const sff_future_t *f);
+    sff_future_t *(*redis_send)(sff_req_t *r, size_t argc, const char *const *argv, const size_t *argvlen);
+    int (*cache_get)(sff_req_t *r, const char *key, const char *const *tags, size_t ntags, sff_json_t **value);
+    int (*cache_set)(sff_req_t *r, const char *key, const char *const *tags, size_t ntags, sff_json_t *value, uint32_t ttl_s);
+    int (*cache_invalidate)(sff_req_t *r, const char *const *tags, size_t ntags);
+    int (*publish)(sff_req_t *r, const char *channel, const char *message, size_t len);
+    int (*rate_limit)(sff_req_t *r, const char *key, uint32_t limit, uint32_t window_s);
 } sff_api_t;
 
 /* Set by the gateway when it loads the module; used by the wrappers below. */
@@ -467,6 +485,102 @@ static inline int sff_json_is_true(const sff_json_t *v)
 static inline sff_json_t *sff_json_copy(sff_req_t *r, const sff_json_t *v)
 {
     return sff__api->json_copy(r, v);
+}
+
+/* ---- backend calls: one at a time, or several at once ----------------------------------------- */
+/*
+ * A call to a backend (Redis here; Postgres and object storage alike) is started by a *_send()
+ * function that returns a future at once, and waited for with sff_await() or, for several calls
+ * at once, sff_await_all(): the calls run concurrently and the handler resumes when all are done,
+ * the first fails, or the timeout passes. The plain functions (sff_redis(), ...) are a send and an
+ * await in one. Futures belong to the request; one still pending when the handler returns is
+ * cancelled. While a backend is down its calls fail fast with SFF_EUNAVAILABLE (a 503).
+ */
+
+/* Waits for several futures; timeout_ms 0 means the route's timeout only. Returns 0 when all
+ * succeeded, else the first failure's code (SFF_ETIMEDOUT at the timeout); the others are then
+ * cancelled. A NULL future (out of memory) counts as SFF_ENOMEM. */
+static inline int sff_await_all(sff_req_t *r, sff_future_t *const *futures, size_t n, uint32_t timeout_ms)
+{
+    return sff__api->await_all(r, futures, n, timeout_ms);
+}
+/* Waits for one future; returns its result. */
+static inline int sff_await(sff_req_t *r, sff_future_t *f)
+{
+    return sff__api->await_all(r, &f, 1, 0);
+}
+/* The value of a future that succeeded (a Redis reply, ...), borrowed until the request ends; NULL
+ * while it is pending or when it failed. */
+static inline sff_json_t *sff_future_value(const sff_future_t *f)
+{
+    return sff__api->future_value(f);
+}
+/* 0 or the SFF_E* code of a finished future; 1 while it is pending. */
+static inline int sff_future_result(const sff_future_t *f)
+{
+    return sff__api->future_result(f);
+}
+/* The backend's own message about a failure, for sff_log() (never for clients: it may quote SQL
+ * or keys), or NULL. */
+static inline const char *sff_future_error(const sff_future_t *f)
+{
+    return sff__api->future_error(f);
+}
+
+/* ---- Redis ------------------------------------------------------------------------------------ */
+
+/* Sends one command, binary-safe: argc arguments, argvlen[i] bytes each (argvlen NULL: strlen).
+ * The reply becomes JSON: strings, integers, null, arrays; bytes that are not UTF-8 come as
+ * {"base64": "..."}. An error reply fails the future (SFF_EINTERNAL). Subscriptions, MULTI and
+ * blocking commands are refused (SFF_EBADREQ): the connection is shared. */
+static inline sff_future_t *sff_redis_send(sff_req_t *r, size_t argc, const char *const *argv, const size_t *argvlen)
+{
+    return sff__api->redis_send(r, argc, argv, argvlen);
+}
+/* One command, waited for; *reply (may be NULL) gets the reply, borrowed until the request ends. */
+static inline int sff_redis(sff_req_t *r, sff_json_t **reply, size_t argc, const char *const *argv)
+{
+    sff_future_t *f = sff_redis_send(r, argc, argv, NULL);
+    int ret = sff_await(r, f);
+    if (reply != NULL)
+        *reply = ret == 0 ? sff_future_value(f) : NULL;
+    return ret;
+}
+
+/*
+ * A JSON cache in Redis. sff_cache_get() sets *value to the cached value (borrowed) or NULL on a
+ * miss, and returns 0 either way (also while Redis is down: that is a miss). sff_cache_set() stores
+ * a value read after that miss; tags name what the value depends on ("todos:42"), and
+ * sff_cache_invalidate() of a tag makes every entry with it miss, so a write is visible on the next
+ * read. A set whose tags were invalidated since its get is skipped, so a value read before a write
+ * is never cached as if read after it. Pass a key's tags in the same order to its get and set.
+ */
+static inline int sff_cache_get(sff_req_t *r, const char *key, const char *const *tags, size_t ntags, sff_json_t **value)
+{
+    return sff__api->cache_get(r, key, tags, ntags, value);
+}
+static inline int sff_cache_set(sff_req_t *r, const char *key, const char *const *tags, size_t ntags, sff_json_t *value,
+                                uint32_t ttl_s)
+{
+    return sff__api->cache_set(r, key, tags, ntags, value, ttl_s);
+}
+/* Call after the write is committed and before answering. Returns 0, or SFF_EUNAVAILABLE when Redis
+ * may not have got it (the cache is then emptied as soon as Redis is back). */
+static inline int sff_cache_invalidate(sff_req_t *r, const char *const *tags, size_t ntags)
+{
+    return sff__api->cache_invalidate(r, tags, ntags);
+}
+/* Publishes message (len bytes) on a Redis channel. */
+static inline int sff_publish(sff_req_t *r, const char *channel, const char *message, size_t len)
+{
+    return sff__api->publish(r, channel, message, len);
+}
+/* Counts one hit of key in a fixed window; past limit hits per window_s seconds returns
+ * SFF_ERATELIMIT (a 429, with Retry-After set on the response). While Redis is down the hit is
+ * allowed (fails open). */
+static inline int sff_rate_limit(sff_req_t *r, const char *key, uint32_t limit, uint32_t window_s)
+{
+    return sff__api->rate_limit(r, key, limit, window_s);
 }
 
 /* A member's string ("" if absent or not a string). Borrowed. */

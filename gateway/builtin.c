@@ -31,10 +31,11 @@ int sff_builtin_handle(sff_worker_t *w, h2o_req_t *req, const char *path, size_t
         sff_http_send_json(req, 200, body, NULL, 0);
         json_decref(body);
     } else if (is(path, len, "/_ready")) {
-        int ready = w->gen != NULL && !w->draining;
-        json_t *body = json_pack("{s:s, s:{s:{s:b, s:I, s:I, s:I}}}", "status", ready ? "ready" : "not_ready", "checks",
-                                 "functions", "ok", w->gen != NULL, "generation", (json_int_t)(w->gen ? w->gen->id : 0), "modules",
-                                 (json_int_t)(w->gen ? w->gen->nmods : 0), "routes", (json_int_t)(w->gen ? w->gen->nroutes : 0));
+        json_t *checks = json_pack("{s:{s:b, s:I, s:I, s:I}}", "functions", "ok", w->gen != NULL, "generation",
+                                   (json_int_t)(w->gen ? w->gen->id : 0), "modules", (json_int_t)(w->gen ? w->gen->nmods : 0),
+                                   "routes", (json_int_t)(w->gen ? w->gen->nroutes : 0));
+        int ready = sff_backends_ready(w, checks) && w->gen != NULL && !w->draining;
+        json_t *body = json_pack("{s:s, s:o}", "status", ready ? "ready" : "not_ready", "checks", checks);
         if (w->draining)
             json_object_set_new(body, "draining", json_true());
         sff_http_send_json(req, ready ? 200 : 503, body, NULL, 0);

@@ -1,3 +1,4 @@
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -5,6 +6,8 @@
 #include "auth.h"
 #include "call.h"
 #include "error.h"
+#include "future.h"
+#include "sdk.h"
 #include "http.h"
 #include "input.h"
 #include "jsonin.h"
@@ -15,8 +18,6 @@
 #define MAX_CALL_DEPTH 8
 
 size_t sff_call_alive;
-
-static int set_error(sff_req_t *r, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 #define J(v) ((json_t *)(v))
 #define S(v) ((sff_json_t *)(v))
@@ -43,6 +44,7 @@ static char *pool_strdup(sff_req_t *r, const char *s, size_t len)
 
 static void call_free(sff_req_t *r)
 {
+    sff_future_cancel_all(r);
     sff_timer_stop(&r->deadline);
     sff_timer_stop(&r->wait_timer);
     sff_timer_stop(&r->resume_soon);
@@ -112,10 +114,23 @@ static void send_result(sff_req_t *r, int ret)
     json_decref(body);
 }
 
+/* A route's own rate limit, per caller: the token's subject, else the client's address. */
+static int route_rate_limit(sff_req_t *r)
+{
+    const sff_route_t *route = &r->route->route;
+    char key[512];
+    if (route->rate_limit == 0)
+        return 0;
+    snprintf(key, sizeof(key), "route:%s:%s", r->route->label, r->sub != NULL ? r->sub : r->client_ip);
+    return sff_sdk_rate_limit(r, key, route->rate_limit, route->rate_window_s != 0 ? route->rate_window_s : 60);
+}
+
 static void run_handler(void *arg)
 {
     sff_req_t *r = arg;
-    int ret = r->route->route.handler(r);
+    int ret = route_rate_limit(r);
+    if (ret == 0)
+        ret = r->route->route.handler(r);
     r->finished = 1;
     r->wake_result = ret; /* the handler's result, for resume() */
 }
@@ -203,6 +218,7 @@ int sff_call_start(h2o_req_t *req, sff_generation_t *gen, const sff_route_entry_
     if (r == NULL)
         goto NoMem;
     h2o_mem_init_pool(&r->pool);
+    h2o_linklist_init_anchor(&r->futures);
     r->req = req;
     r->root = r;
     r->gen = gen;
@@ -216,6 +232,12 @@ int sff_call_start(h2o_req_t *req, sff_generation_t *gen, const sff_route_entry_
     r->method = pool_strdup(r, req->method.base, req->method.len);
     r->path = pool_strdup(r, req->path.base, req->query_at != SIZE_MAX ? req->query_at : req->path.len);
     r->start_us = sff_now_us();
+    struct sockaddr_storage peer;
+    socklen_t plen = req->conn->callbacks->get_peername != NULL ? req->conn->callbacks->get_peername(req->conn, (void *)&peer) : 0;
+    if (plen != 0 && peer.ss_family == AF_INET)
+        inet_ntop(AF_INET, &((struct sockaddr_in *)&peer)->sin_addr, r->client_ip, sizeof(r->client_ip));
+    else if (plen != 0 && peer.ss_family == AF_INET6)
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&peer)->sin6_addr, r->client_ip, sizeof(r->client_ip));
     sff_timer_init(&r->deadline, on_deadline, r);
     sff_timer_init(&r->wait_timer, NULL, r);
     sff_timer_init(&r->resume_soon, on_resume_soon, r);
@@ -332,7 +354,7 @@ static const char *api_request_id(sff_req_t *r)
 static int api_respond(sff_req_t *r, int status, sff_json_t *body)
 {
     if (status < 100 || status > 599)
-        return set_error(r, SFF_EINTERNAL, "function set an invalid HTTP status %d", status);
+        return sff_call_set_error(r, SFF_EINTERNAL, "function set an invalid HTTP status %d", status);
     json_decref(r->body);
     r->body = json_incref(J(body));
     r->status = status;
@@ -344,7 +366,7 @@ static int api_respond(sff_req_t *r, int status, sff_json_t *body)
 static int api_respond_raw(sff_req_t *r, int status, const char *content_type, const void *body, size_t len)
 {
     if (status < 100 || status > 599)
-        return set_error(r, SFF_EINTERNAL, "function set an invalid HTTP status %d", status);
+        return sff_call_set_error(r, SFF_EINTERNAL, "function set an invalid HTTP status %d", status);
     r->raw_body = h2o_mem_alloc_pool(&r->root->pool, len + 1);
     memcpy(r->raw_body, body, len);
     r->raw_len = len;
@@ -440,7 +462,7 @@ static int api_verror(sff_req_t *r, int code, const char *fmt, va_list ap)
     return code;
 }
 
-static int set_error(sff_req_t *r, int code, const char *fmt, ...)
+int sff_call_set_error(sff_req_t *r, int code, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -496,7 +518,7 @@ static int api_call(sff_req_t *r, const char *method, const char *path, sff_json
     if (method == NULL || path == NULL || status == NULL || out == NULL)
         return SFF_EBADREQ;
     if (depth >= MAX_CALL_DEPTH)
-        return set_error(r, SFF_EINTERNAL, "in-process calls nested deeper than %d", MAX_CALL_DEPTH);
+        return sff_call_set_error(r, SFF_EINTERNAL, "in-process calls nested deeper than %d", MAX_CALL_DEPTH);
     if (root->canceled != 0)
         return root->canceled;
     if (input != NULL && !json_is_object(J(input)))
@@ -704,6 +726,21 @@ static sff_json_t *api_json_copy(sff_req_t *r, const sff_json_t *v)
     return S(own(r, json_deep_copy(J(v))));
 }
 
+/* ---- futures ---------------------------------------------------------------------------------- */
+
+static sff_json_t *api_future_value(const sff_future_t *f)
+{
+    return f != NULL && !f->pending && f->result == 0 ? S(f->value) : NULL;
+}
+static int api_future_result(const sff_future_t *f)
+{
+    return f == NULL ? SFF_ENOMEM : f->pending ? 1 : f->result;
+}
+static const char *api_future_error(const sff_future_t *f)
+{
+    return f != NULL ? f->error : NULL;
+}
+
 const sff_api_t sff_call_api = {
     .abi_major = SFF_ABI_MAJOR,
     .abi_minor = SFF_ABI_MINOR,
@@ -749,4 +786,14 @@ const sff_api_t sff_call_api = {
     .json_value_at = api_json_value_at,
     .json_copy = api_json_copy,
     .json_del = api_json_del,
+    .await_all = sff_future_await_all,
+    .future_value = api_future_value,
+    .future_result = api_future_result,
+    .future_error = api_future_error,
+    .redis_send = sff_sdk_redis_send,
+    .cache_get = sff_sdk_cache_get,
+    .cache_set = sff_sdk_cache_set,
+    .cache_invalidate = sff_sdk_cache_invalidate,
+    .publish = sff_sdk_publish,
+    .rate_limit = sff_sdk_rate_limit,
 };

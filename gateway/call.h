@@ -48,6 +48,12 @@ struct st_sff_req_t {
     H2O_VECTOR(json_t *) owned;
     h2o_mem_pool_t pool;
 
+    /* backend calls in flight (sff_future_t.link) and how many the handler waits for */
+    h2o_linklist_t futures;
+    size_t awaiting;
+    struct st_sff_cache_stamp_t *stamps; /* cache stamps handed out by misses (sdk_redis.c) */
+    char client_ip[48];                  /* the peer's address, for rate limits of anonymous calls */
+
     /* waiting */
     int waiting;
     int wake_result;
@@ -79,6 +85,9 @@ extern size_t sff_call_alive;
  */
 int sff_call_start(h2o_req_t *req, sff_generation_t *gen, const sff_route_entry_t *route, json_t *input, json_t *params,
                    json_t *claims, const char *request_id, int defer);
+
+/* Records the error the envelope will carry (as sff_error()) and returns code. */
+int sff_call_set_error(sff_req_t *r, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* Suspends the current call until sff_call_wake(); returns its result, or SFF_ECANCELED /
  * SFF_ETIMEDOUT when the call was cancelled. Must run inside the call's coroutine. */

@@ -29,6 +29,7 @@ typedef struct st_worker_slot_t {
     uint64_t h2[SFF_METRIC_H2_KINDS];
     uint64_t loads, load_errors, reloads, unloads;
     uint64_t handler_runs;
+    uint64_t backend[SFF_METRIC_BACKEND_KINDS];
     uint64_t dropped; /* requests not counted by route for lack of slots */
 } worker_slot_t;
 
@@ -148,6 +149,12 @@ void sff_metrics_handler_run(void)
 {
     if (mine != NULL)
         ADD(mine->handler_runs, 1);
+}
+
+void sff_metrics_backend(sff_metric_backend_t which, uint64_t value)
+{
+    if (mine != NULL)
+        __atomic_store_n(&mine->backend[which], value, __ATOMIC_RELAXED);
 }
 
 uint64_t sff_metrics_handler_runs(void)
@@ -310,6 +317,21 @@ char *sff_metrics_render(size_t *len)
          "sff_handler_runs_total %llu\n",
          (unsigned long long)SUM(loads), (unsigned long long)SUM(load_errors), (unsigned long long)SUM(reloads),
          (unsigned long long)SUM(unloads), (unsigned long long)SUM(handler_runs));
+    static const struct {
+        const char *name, *type, *help;
+    } backend[SFF_METRIC_BACKEND_KINDS] = {
+        {"sff_redis_up", "gauge", "Workers connected to Redis."},
+        {"sff_redis_commands_total", "counter", "Redis commands sent."},
+        {"sff_redis_errors_total", "counter", "Redis calls that failed (timeouts apart)."},
+        {"sff_redis_timeouts_total", "counter", "Redis calls past their deadline."},
+        {"sff_redis_reconnects_total", "counter", "Redis connections made again after a loss."},
+        {"sff_cache_hits_total", "counter", "Cache reads answered from Redis."},
+        {"sff_cache_misses_total", "counter", "Cache reads that missed (also while Redis is down)."},
+        {"sff_cache_degraded_total", "counter", "Cache reads and writes skipped because Redis failed."},
+    };
+    for (int k = 0; k < SFF_METRIC_BACKEND_KINDS; k++)
+        outf(&o, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", backend[k].name, backend[k].help, backend[k].name, backend[k].type,
+             backend[k].name, (unsigned long long)SUM(backend[k]));
     *len = o.len;
     return o.buf;
 }

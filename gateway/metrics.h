@@ -24,6 +24,18 @@ typedef enum {
     SFF_METRIC_H2_KINDS
 } sff_metric_h2_t;
 
+typedef enum {
+    SFF_METRIC_REDIS_UP,
+    SFF_METRIC_REDIS_COMMANDS,
+    SFF_METRIC_REDIS_ERRORS,
+    SFF_METRIC_REDIS_TIMEOUTS,
+    SFF_METRIC_REDIS_RECONNECTS,
+    SFF_METRIC_CACHE_HITS,
+    SFF_METRIC_CACHE_MISSES,
+    SFF_METRIC_CACHE_DEGRADED,
+    SFF_METRIC_BACKEND_KINDS
+} sff_metric_backend_t;
+
 /* Maps the shared area for nworkers slots. Called once in the master, before forking. */
 int sff_metrics_init(int nworkers);
 /* Selects the slot of this worker (and clears it: a respawned worker starts from zero). */
@@ -38,6 +50,8 @@ void sff_metrics_h2_abuse(sff_metric_h2_t kind);
 /* Copies this worker's module statistics and function handler runs into its slot. */
 void sff_metrics_modules(uint64_t loads, uint64_t load_errors, uint64_t reloads, uint64_t unloads);
 void sff_metrics_handler_run(void);
+/* Sets a backend gauge or counter of this worker (copied from the client's own statistics). */
+void sff_metrics_backend(sff_metric_backend_t which, uint64_t value);
 void sff_metrics_connections_add(int delta);
 
 /* The Prometheus text of all workers; malloc()ed, caller frees. */

@@ -227,6 +227,11 @@ int sff_worker_main(const sff_config_t *config, int id)
             return EXIT_CONFIG;
         }
     }
+    if (sff_backends_start(w, err, sizeof(err)) != 0) {
+        sff_log_error("%s", err);
+        sff_module_cleanup();
+        return EXIT_CONFIG;
+    }
     sff_guard_start(w);
     sff_log_info("worker ready: %zu modules, %zu routes", w->gen->nmods, w->gen->nroutes);
 
@@ -248,6 +253,7 @@ int sff_worker_main(const sff_config_t *config, int id)
             }
         }
     }
+    sff_backends_stop(w);
     sff_log_info("worker stopped");
     sff_log_flush();
     sff_module_cleanup();

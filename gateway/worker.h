@@ -7,6 +7,7 @@
 #define SFF_WORKER_H
 
 #include <h2o.h>
+#include "backends.h"
 #include "config.h"
 #include "jwt.h"
 #include "module.h"
@@ -22,6 +23,7 @@ typedef struct st_sff_worker_t {
     h2o_socket_t *signals;
     sff_generation_t *gen; /* current generation (one reference held here) */
     sff_jwt_t *jwt;
+    sff_backends_t backends;
     int tls;
     int draining;
     uint64_t drain_deadline_ms;

@@ -1,0 +1,73 @@
+#include <stdio.h>
+#include "backends.h"
+#include "log.h"
+#include "metrics.h"
+#include "timer.h"
+#include "worker.h"
+
+static sff_timer_t stats_timer;
+
+/* Copies the clients' counters into this worker's metrics slot, once a second. */
+static void on_stats(sff_timer_t *t)
+{
+    sff_worker_t *w = t->data;
+    if (w->backends.redis != NULL) {
+        sff_redis_stats_t s;
+        sff_redis_stats(w->backends.redis, &s);
+        sff_metrics_backend(SFF_METRIC_REDIS_UP, (uint64_t)s.connected);
+        sff_metrics_backend(SFF_METRIC_REDIS_COMMANDS, s.commands);
+        sff_metrics_backend(SFF_METRIC_REDIS_ERRORS, s.errors);
+        sff_metrics_backend(SFF_METRIC_REDIS_TIMEOUTS, s.timeouts);
+        sff_metrics_backend(SFF_METRIC_REDIS_RECONNECTS, s.reconnects);
+        sff_metrics_backend(SFF_METRIC_CACHE_HITS, s.cache_hits);
+        sff_metrics_backend(SFF_METRIC_CACHE_MISSES, s.cache_misses);
+        sff_metrics_backend(SFF_METRIC_CACHE_DEGRADED, s.cache_degraded);
+    }
+    sff_timer_start(t, 1000);
+}
+
+static void on_redis_state(void *data, int connected)
+{
+    (void)data;
+    if (connected)
+        sff_log_info("Redis connected");
+    else
+        sff_log_warn("Redis disconnected: its calls fail fast until it is back");
+    sff_metrics_backend(SFF_METRIC_REDIS_UP, (uint64_t)connected);
+}
+
+int sff_backends_start(sff_worker_t *w, char *err, size_t errlen)
+{
+    const sff_config_t *c = w->config;
+    if (c->redis_url != NULL) {
+        sff_redis_config_t rc = {.url = c->redis_url, .on_state = on_redis_state, .data = w};
+        char msg[256];
+        if ((w->backends.redis = sff_redis_create(w->ctx.loop, &rc, msg, sizeof(msg))) == NULL) {
+            snprintf(err, errlen, "SFF_REDIS_URL: %s", msg);
+            return -1;
+        }
+    }
+    sff_timer_init(&stats_timer, on_stats, w);
+    sff_timer_start(&stats_timer, 1000);
+    return 0;
+}
+
+void sff_backends_stop(sff_worker_t *w)
+{
+    sff_timer_stop(&stats_timer);
+    if (w->backends.redis != NULL) {
+        sff_redis_destroy(w->backends.redis);
+        w->backends.redis = NULL;
+    }
+}
+
+int sff_backends_ready(sff_worker_t *w, json_t *checks)
+{
+    int ok = 1;
+    if (w->backends.redis != NULL) {
+        int up = sff_redis_connected(w->backends.redis);
+        json_object_set_new(checks, "redis", json_pack("{s:b}", "ok", up));
+        ok &= up;
+    }
+    return ok;
+}

@@ -1,0 +1,22 @@
+/*
+ * sdk.h - the functions of the SDK's API table (functions/sff.h) that live outside call.c: the
+ * backend calls. Each has the contract of its sff.h counterpart.
+ */
+#ifndef SFF_SDK_H
+#define SFF_SDK_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "sff.h"
+
+/* What is left of the call's deadline, at least 1 ms: a backend call never outlives its function. */
+uint32_t sff_sdk_remaining_ms(sff_req_t *r);
+
+sff_future_t *sff_sdk_redis_send(sff_req_t *r, size_t argc, const char *const *argv, const size_t *argvlen);
+int sff_sdk_cache_get(sff_req_t *r, const char *key, const char *const *tags, size_t ntags, sff_json_t **value);
+int sff_sdk_cache_set(sff_req_t *r, const char *key, const char *const *tags, size_t ntags, sff_json_t *value, uint32_t ttl_s);
+int sff_sdk_cache_invalidate(sff_req_t *r, const char *const *tags, size_t ntags);
+int sff_sdk_publish(sff_req_t *r, const char *channel, const char *message, size_t len);
+int sff_sdk_rate_limit(sff_req_t *r, const char *key, uint32_t limit, uint32_t window_s);
+
+#endif
