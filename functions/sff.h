@@ -228,6 +228,9 @@ typedef struct st_sff_api_t {
     int (*cache_invalidate)(sff_req_t *r, const char *const *tags, size_t ntags);
     int (*publish)(sff_req_t *r, const char *channel, const char *message, size_t len);
     int (*rate_limit)(sff_req_t *r, const char *key, uint32_t limit, uint32_t window_s);
+    sff_future_t *(*db_send)(sff_req_t *r, int shape, const char *sql, sff_json_t *params);
+    int (*db_begin)(sff_req_t *r);
+    int (*db_end)(sff_req_t *r, int commit);
 } sff_api_t;
 
 /* Set by the gateway when it loads the module; used by the wrappers below. */
@@ -525,6 +528,72 @@ static inline int sff_future_result(const sff_future_t *f)
 static inline const char *sff_future_error(const sff_future_t *f)
 {
     return sff__api->future_error(f);
+}
+
+/* ---- Postgres ---------------------------------------------------------------------------------- */
+/*
+ * SQL runs on the worker's connection pool (SFF_PG_URL), pipelined with the other requests'
+ * queries. Parameters are bound to $1, $2... from params, a JSON array (strings, numbers, booleans,
+ * null; objects and arrays go as JSON text), or NULL for none: values are never put into the SQL
+ * text. Rows come back as JSON with their types kept (int8 beyond 2^53 and numeric as strings,
+ * timestamptz as ISO 8601 UTC, json/jsonb inline, arrays as arrays, NULL as null). Every statement
+ * sees the caller's claims: current_setting('request.jwt.claim.sub', true) and
+ * 'request.jwt.claims', for row-level security policies. Errors: a unique or foreign key violation
+ * is SFF_ECONFLICT, bad data SFF_EINVALID, a row-level security refusal SFF_EFORBIDDEN, a lost
+ * database SFF_EUNAVAILABLE; Postgres's own message only goes to sff_future_error(), for logs.
+ */
+typedef enum { SFF_DB_ROWS, SFF_DB_ONE, SFF_DB_EXEC } sff_db_shape_t;
+
+/* Sends one statement. The future's value: SFF_DB_ROWS an array of row objects, SFF_DB_ONE the
+ * first row or JSON null, SFF_DB_EXEC the number of rows affected. */
+static inline sff_future_t *sff_db_send(sff_req_t *r, sff_db_shape_t shape, const char *sql, sff_json_t *params)
+{
+    return sff__api->db_send(r, (int)shape, sql, params);
+}
+static inline int sff_db__wait(sff_req_t *r, sff_future_t *f, sff_json_t **out)
+{
+    int ret = sff_await(r, f);
+    if (out != NULL)
+        *out = ret == 0 ? sff_future_value(f) : NULL;
+    return ret;
+}
+/* The rows of a query (an array, borrowed until the request ends). */
+static inline int sff_db_query(sff_req_t *r, sff_json_t **rows, const char *sql, sff_json_t *params)
+{
+    return sff_db__wait(r, sff_db_send(r, SFF_DB_ROWS, sql, params), rows);
+}
+/* The first row (an object), or NULL when there is none. */
+static inline int sff_db_one(sff_req_t *r, sff_json_t **row, const char *sql, sff_json_t *params)
+{
+    sff_json_t *v;
+    int ret = sff_db__wait(r, sff_db_send(r, SFF_DB_ONE, sql, params), &v);
+    if (row != NULL)
+        *row = ret == 0 && sff_json_type(v) == SFF_JSON_OBJECT ? v : NULL;
+    return ret;
+}
+/* Runs a statement; *affected (may be NULL) gets the number of rows it changed. */
+static inline int sff_db_exec(sff_req_t *r, int64_t *affected, const char *sql, sff_json_t *params)
+{
+    sff_json_t *v;
+    int ret = sff_db__wait(r, sff_db_send(r, SFF_DB_EXEC, sql, params), &v);
+    if (affected != NULL)
+        *affected = ret == 0 ? sff_json_int_value(v) : 0;
+    return ret;
+}
+/* A transaction: after sff_db_begin() every statement of the request (and of the functions it calls
+ * in-process) runs on one connection until sff_db_commit() or sff_db_rollback(). A handler that
+ * returns without committing rolls back. */
+static inline int sff_db_begin(sff_req_t *r)
+{
+    return sff__api->db_begin(r);
+}
+static inline int sff_db_commit(sff_req_t *r)
+{
+    return sff__api->db_end(r, 1);
+}
+static inline int sff_db_rollback(sff_req_t *r)
+{
+    return sff__api->db_end(r, 0);
 }
 
 /* ---- Redis ------------------------------------------------------------------------------------ */

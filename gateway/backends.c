@@ -23,6 +23,20 @@ static void on_stats(sff_timer_t *t)
         sff_metrics_backend(SFF_METRIC_CACHE_MISSES, s.cache_misses);
         sff_metrics_backend(SFF_METRIC_CACHE_DEGRADED, s.cache_degraded);
     }
+    if (w->backends.pg != NULL) {
+        sff_pg_stats_t s;
+        sff_pg_stats(w->backends.pg, &s);
+        sff_metrics_backend(SFF_METRIC_PG_SIZE, s.size);
+        sff_metrics_backend(SFF_METRIC_PG_UP, s.up);
+        sff_metrics_backend(SFF_METRIC_PG_IN_USE, s.in_use);
+        sff_metrics_backend(SFF_METRIC_PG_WAITING, s.waiting);
+        sff_metrics_backend(SFF_METRIC_PG_PIPELINE_DEPTH, s.pipeline_depth);
+        sff_metrics_backend(SFF_METRIC_PG_QUERIES, s.queries);
+        sff_metrics_backend(SFF_METRIC_PG_ERRORS, s.errors);
+        sff_metrics_backend(SFF_METRIC_PG_TIMEOUTS, s.timeouts);
+        sff_metrics_backend(SFF_METRIC_PG_RECONNECTS, s.reconnects);
+        sff_metrics_backend(SFF_METRIC_PG_LATENCY_US, s.latency_us_sum);
+    }
     sff_timer_start(t, 1000);
 }
 
@@ -47,6 +61,14 @@ int sff_backends_start(sff_worker_t *w, char *err, size_t errlen)
             return -1;
         }
     }
+    if (c->pg_url != NULL) {
+        sff_pg_config_t pc = {.conninfo = c->pg_url, .size = (size_t)c->pg_pool, .statement_timeout_ms = c->pg_statement_timeout_ms};
+        char msg[256];
+        if ((w->backends.pg = sff_pg_pool_create(w->ctx.loop, &pc, msg, sizeof(msg))) == NULL) {
+            snprintf(err, errlen, "SFF_PG_URL: %s", msg);
+            return -1;
+        }
+    }
     sff_timer_init(&stats_timer, on_stats, w);
     sff_timer_start(&stats_timer, 1000);
     return 0;
@@ -59,6 +81,10 @@ void sff_backends_stop(sff_worker_t *w)
         sff_redis_destroy(w->backends.redis);
         w->backends.redis = NULL;
     }
+    if (w->backends.pg != NULL) {
+        sff_pg_pool_destroy(w->backends.pg);
+        w->backends.pg = NULL;
+    }
 }
 
 int sff_backends_ready(sff_worker_t *w, json_t *checks)
@@ -68,6 +94,13 @@ int sff_backends_ready(sff_worker_t *w, json_t *checks)
         int up = sff_redis_connected(w->backends.redis);
         json_object_set_new(checks, "redis", json_pack("{s:b}", "ok", up));
         ok &= up;
+    }
+    if (w->backends.pg != NULL) {
+        sff_pg_stats_t s;
+        sff_pg_stats(w->backends.pg, &s);
+        json_object_set_new(checks, "postgres", json_pack("{s:b, s:I, s:I}", "ok", s.up > 0, "connections", (json_int_t)s.up,
+                                                          "size", (json_int_t)s.size));
+        ok &= s.up > 0;
     }
     return ok;
 }

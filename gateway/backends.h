@@ -7,12 +7,14 @@
 #define SFF_BACKENDS_H
 
 #include <jansson.h>
+#include "pg.h"
 #include "redis.h"
 
 struct st_sff_worker_t;
 
 typedef struct st_sff_backends_t {
     sff_redis_t *redis; /* NULL without SFF_REDIS_URL */
+    sff_pg_pool_t *pg;  /* NULL without SFF_PG_URL */
 } sff_backends_t;
 
 /* Creates the configured clients on the worker's loop. Returns 0, or -1 with a message in err for a

@@ -7,6 +7,7 @@
 #include "call.h"
 #include "error.h"
 #include "future.h"
+#include "pg.h"
 #include "sdk.h"
 #include "http.h"
 #include "input.h"
@@ -45,6 +46,8 @@ static char *pool_strdup(sff_req_t *r, const char *s, size_t len)
 static void call_free(sff_req_t *r)
 {
     sff_future_cancel_all(r);
+    if (r->tx != NULL)
+        sff_pg_tx_release(r->tx); /* never committed: rolled back */
     sff_timer_stop(&r->deadline);
     sff_timer_stop(&r->wait_timer);
     sff_timer_stop(&r->resume_soon);
@@ -796,4 +799,7 @@ const sff_api_t sff_call_api = {
     .cache_invalidate = sff_sdk_cache_invalidate,
     .publish = sff_sdk_publish,
     .rate_limit = sff_sdk_rate_limit,
+    .db_send = sff_sdk_db_send,
+    .db_begin = sff_sdk_db_begin,
+    .db_end = sff_sdk_db_end,
 };

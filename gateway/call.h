@@ -52,6 +52,8 @@ struct st_sff_req_t {
     h2o_linklist_t futures;
     size_t awaiting;
     struct st_sff_cache_stamp_t *stamps; /* cache stamps handed out by misses (sdk_redis.c) */
+    struct st_sff_pg_tx_t *tx;           /* the request's open transaction (sdk_db.c), or NULL */
+    const char *claims_text;             /* the claims as JSON, made once for SQL (sdk_db.c) */
     char client_ip[48];                  /* the peer's address, for rate limits of anonymous calls */
 
     /* waiting */

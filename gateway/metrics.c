@@ -328,6 +328,16 @@ char *sff_metrics_render(size_t *len)
         {"sff_cache_hits_total", "counter", "Cache reads answered from Redis."},
         {"sff_cache_misses_total", "counter", "Cache reads that missed (also while Redis is down)."},
         {"sff_cache_degraded_total", "counter", "Cache reads and writes skipped because Redis failed."},
+        {"sff_pg_pool_size", "gauge", "Postgres connections configured."},
+        {"sff_pg_pool_up", "gauge", "Postgres connections ready."},
+        {"sff_pg_pool_in_use", "gauge", "Postgres connections with calls in flight or in a transaction."},
+        {"sff_pg_pool_waiting", "gauge", "Postgres calls waiting for a connection."},
+        {"sff_pg_pipeline_depth", "gauge", "Postgres calls in flight on all connections."},
+        {"sff_pg_queries_total", "counter", "Postgres calls completed."},
+        {"sff_pg_errors_total", "counter", "Postgres calls that failed."},
+        {"sff_pg_timeouts_total", "counter", "Postgres calls past their deadline."},
+        {"sff_pg_reconnects_total", "counter", "Postgres connections made again after a loss."},
+        {"sff_pg_query_seconds_sum", "counter", "Postgres call latency, summed (microseconds)."},
     };
     for (int k = 0; k < SFF_METRIC_BACKEND_KINDS; k++)
         outf(&o, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", backend[k].name, backend[k].help, backend[k].name, backend[k].type,

@@ -19,4 +19,8 @@ int sff_sdk_cache_invalidate(sff_req_t *r, const char *const *tags, size_t ntags
 int sff_sdk_publish(sff_req_t *r, const char *channel, const char *message, size_t len);
 int sff_sdk_rate_limit(sff_req_t *r, const char *key, uint32_t limit, uint32_t window_s);
 
+sff_future_t *sff_sdk_db_send(sff_req_t *r, int shape, const char *sql, sff_json_t *params);
+int sff_sdk_db_begin(sff_req_t *r);
+int sff_sdk_db_end(sff_req_t *r, int commit);
+
 #endif

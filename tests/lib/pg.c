@@ -12,10 +12,6 @@
 #include "lib/pg.h"
 
 #define PG_BIN "/usr/lib/postgresql/15/bin"
-#define MAX_SERVERS 8
-
-/* The dirs of the servers still running, for the atexit handler (a tc_pg_t may live on main's stack). */
-static char live_dirs[MAX_SERVERS][256];
 
 static const char *const pg_env[] = {"PGDATA",    "PGHOST",      "PGHOSTADDR", "PGPORT",     "PGUSER",    "PGDATABASE",
                                      "PGOPTIONS", "PGSERVICE",   "PGPASSWORD", "PGPASSFILE", "PGSSLMODE", "PGCONNECT_TIMEOUT",
@@ -150,13 +146,6 @@ static int pg_ctl(tc_pg_t *pg, const char *action, tc_pg_mode_t mode, pid_t *asy
     return run(1, argv, NULL, NULL, 0, async_pid);
 }
 
-static void forget(const char *dir)
-{
-    for (size_t i = 0; i < MAX_SERVERS; i++)
-        if (strcmp(live_dirs[i], dir) == 0)
-            live_dirs[i][0] = '\0';
-}
-
 static void remove_dir(const char *dir)
 {
     char *argv[] = {"/bin/rm", "-rf", (char *)dir, NULL};
@@ -164,17 +153,50 @@ static void remove_dir(const char *dir)
         run(0, argv, NULL, NULL, 0, NULL);
 }
 
-static void stop_all_at_exit(void)
+/*
+ * The watchdog: a process of its own session that waits for the test to close its end of a pipe,
+ * which happens however the test ends (tc_pg_stop(), exit, abort, a sanitizer's report, SIGKILL),
+ * then stops the server and removes its dir. Without it a crashed test would leave a postmaster
+ * running (pg_ctl detaches it).
+ */
+static int start_watchdog(tc_pg_t *pg)
 {
-    for (size_t i = 0; i < MAX_SERVERS; i++) {
-        if (live_dirs[i][0] == '\0')
-            continue;
-        tc_pg_t pg = {.port = 0};
-        memcpy(pg.dir, live_dirs[i], sizeof(pg.dir));
-        pg_ctl(&pg, "stop", TC_PG_IMMEDIATE, NULL);
-        remove_dir(pg.dir);
-        live_dirs[i][0] = '\0';
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0)
+        return -1;
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(fds[0]);
+        close(fds[1]);
+        return -1;
     }
+    if (pid == 0) {
+        setsid(); /* a Ctrl-C of the test's terminal must not stop the cleanup */
+        signal(SIGINT, SIG_IGN);
+        signal(SIGTERM, SIG_IGN);
+        signal(SIGHUP, SIG_IGN);
+        if (fds[0] != 3) {
+            dup2(fds[0], 3);
+            fds[0] = 3;
+        }
+        closefrom(4);
+        char c;
+        ssize_t r;
+        while ((r = read(fds[0], &c, 1)) != 0 && (r > 0 || errno == EINTR))
+            ;
+        char data[300];
+        snprintf(data, sizeof(data), "%s/data/postmaster.pid", pg->dir);
+        if (access(data, F_OK) == 0)
+            pg_ctl(pg, "stop", TC_PG_IMMEDIATE, NULL);
+        remove_dir(pg->dir);
+        _exit(0);
+    }
+    close(fds[0]);
+    pg->watchdog = pid;
+    pg->watchdog_fd = fds[1];
+    return 0;
 }
 
 static int initdb(tc_pg_t *pg)
@@ -191,8 +213,8 @@ static int initdb(tc_pg_t *pg)
 
 int tc_pg_start(tc_pg_t *pg)
 {
-    static int registered;
     memset(pg, 0, sizeof(*pg));
+    pg->watchdog_fd = -1;
     if (access(PG_BIN "/postgres", X_OK) != 0) {
         fprintf(stderr, "PostgreSQL 15 is not installed (%s/postgres): apt-get install postgresql-15\n", PG_BIN);
         return -1;
@@ -207,18 +229,13 @@ int tc_pg_start(tc_pg_t *pg)
         fprintf(stderr, "cannot create %s: %s\n", pg->dir, strerror(errno));
         return -1;
     }
-    if (!registered) {
-        atexit(stop_all_at_exit);
-        registered = 1;
+    if (start_watchdog(pg) != 0) {
+        fprintf(stderr, "cannot start the watchdog: %s\n", strerror(errno));
+        remove_dir(pg->dir);
+        return -1;
     }
     if (initdb(pg) != 0)
         goto Fail;
-    for (size_t i = 0; i < MAX_SERVERS; i++) {
-        if (live_dirs[i][0] == '\0') {
-            snprintf(live_dirs[i], sizeof(live_dirs[i]), "%s", pg->dir);
-            break;
-        }
-    }
     /* a port found free may be taken before the server binds it: try a few */
     int st = -1;
     for (int attempt = 0; attempt < 5 && st != 0; attempt++) {
@@ -250,11 +267,12 @@ Fail:
 
 void tc_pg_stop(tc_pg_t *pg)
 {
-    if (pg->dir[0] == '\0')
+    if (pg->dir[0] == '\0' || pg->watchdog_fd < 0)
         return;
-    pg_ctl(pg, "stop", TC_PG_IMMEDIATE, NULL);
-    forget(pg->dir);
-    remove_dir(pg->dir);
+    close(pg->watchdog_fd); /* the watchdog stops the server and removes the dir */
+    pg->watchdog_fd = -1;
+    while (waitpid(pg->watchdog, NULL, 0) < 0 && errno == EINTR)
+        ;
     pg->dir[0] = '\0';
     pg->running = 0;
 }

@@ -25,13 +25,16 @@ typedef struct st_tc_pg_t {
     char conninfo[512];        /* "host=127.0.0.1 port=N dbname=sff user=postgres" */
     char url[512];             /* "postgresql://postgres@127.0.0.1:N/sff" */
     char socket_conninfo[512]; /* the same over the unix socket: "host=DIR port=N dbname=sff user=postgres" */
+    pid_t watchdog;            /* stops the server and removes dir when the test ends, however it ends */
+    int watchdog_fd;
 } tc_pg_t;
 
 typedef enum { TC_PG_FAST, TC_PG_IMMEDIATE } tc_pg_mode_t;
 
 /* Creates the cluster and starts the server (waiting until it accepts connections), creates the
  * database "sff". Returns 0, or -1 after printing why (and the server log) to stderr; pg is then
- * cleaned up. A server still running at exit() is stopped by an atexit handler. */
+ * cleaned up. A watchdog process stops the server and removes the dir when the test process ends
+ * without tc_pg_stop(), even by a crash. */
 int tc_pg_start(tc_pg_t *pg);
 /* Stops the server (immediate mode: nothing to keep) and removes pg->dir. Harmless twice. */
 void tc_pg_stop(tc_pg_t *pg);
