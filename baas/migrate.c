@@ -178,6 +178,12 @@ int sff_migrate_run(const char *conninfo, const char *sql_dir, sff_migrate_resul
     if (list_migrations(sql_dir, &m, &n, err, errlen) != 0)
         return -1;
     r.present = n;
+    if (n == 0) {
+        free_migrations(m, n);
+        if (result != NULL)
+            *result = r;
+        return 0; /* nothing to apply: the database is not even touched */
+    }
     const char *keys[] = {"dbname", "connect_timeout", "application_name", NULL};
     const char *values[] = {conninfo, "10", "sff-migrate", NULL};
     conn = PQconnectdbParams(keys, values, 1);
