@@ -134,7 +134,8 @@ static int list_migrations(const char *dir, migration_t **out, size_t *count, ch
     }
     closedir(d);
     d = NULL;
-    qsort(m, n, sizeof(*m), cmp_migration);
+    if (n > 1)
+        qsort(m, n, sizeof(*m), cmp_migration);
     for (size_t i = 1; i < n; i++) {
         if (m[i].version == m[i - 1].version) {
             set_err(err, errlen, "%s and %s have the same number", m[i - 1].name, m[i].name);

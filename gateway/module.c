@@ -314,7 +314,8 @@ sff_generation_t *sff_generation_load(const sff_config_t *config, sff_generation
         }
         closedir(dir);
         dir = NULL;
-        qsort(names, nnames, sizeof(*names), cmp_names);
+        if (nnames > 1)
+            qsort(names, nnames, sizeof(*names), cmp_names);
     }
     if ((gen->mods = calloc(nnames + 1, sizeof(*gen->mods))) == NULL)
         goto NoMem;

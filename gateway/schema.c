@@ -1941,7 +1941,8 @@ sff_schemas_t *sff_schemas_load(const char *dir, char *err, size_t errlen)
         set->n++;
     }
     closedir(d);
-    qsort(set->entries, set->n, sizeof(*set->entries), entry_cmp);
+    if (set->n > 1)
+        qsort(set->entries, set->n, sizeof(*set->entries), entry_cmp);
     return set;
 
 error:

@@ -19,6 +19,7 @@ for p in $want; do
         missing="$missing $p"
     fi
 done
+[ "$purpose" = test ] && [ ! -d "$(dirname "$0")/../tests/node/node_modules" ] && npm ci --prefix "$(dirname "$0")/../tests/node" --no-audit --no-fund
 [ -z "$missing" ] && exit 0
 
 if [ "$(id -u)" -ne 0 ]; then
