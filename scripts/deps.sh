@@ -1,8 +1,10 @@
 #!/bin/sh
-# Installs the Debian packages sff needs, for a purpose: build (make, make run) or test (make test,
-# make bench). As root it runs apt-get; otherwise it prints the exact command and fails.
+# Installs what sff needs, for a purpose: build (make, make run) or test (make test, make bench):
+# Debian packages (as root with apt-get; otherwise it prints the exact command and fails) and, for
+# tests, the npm packages pinned in tests/node/package-lock.json (s3rver, the SigV4 references).
 set -eu
 purpose=${1:-build}
+top=$(cd "$(dirname "$0")/.." && pwd)
 
 build_pkgs="gcc make libc6-dev pkg-config libh2o-evloop-dev libjansson-dev libjwt-dev libssl-dev libsodium-dev zlib1g-dev libpq-dev libhiredis-dev"
 test_pkgs="$build_pkgs nghttp2-client libnghttp2-dev curl openssl clang libclang-rt-14-dev clang-format wrk procps postgresql redis-server"
@@ -19,16 +21,24 @@ for p in $want; do
         missing="$missing $p"
     fi
 done
-[ "$purpose" = test ] && [ ! -d "$(dirname "$0")/../tests/node/node_modules" ] && npm ci --prefix "$(dirname "$0")/../tests/node" --no-audit --no-fund
-[ -z "$missing" ] && exit 0
-
-if [ "$(id -u)" -ne 0 ]; then
-    echo "sff needs these Debian packages:$missing" >&2
-    echo "install them with:  sudo apt-get update && sudo apt-get install -y$missing" >&2
-    exit 1
+if [ "$purpose" = test ] && ! command -v npm >/dev/null 2>&1; then
+    missing="$missing nodejs npm"
 fi
-echo "installing:$missing"
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-# shellcheck disable=SC2086
-apt-get install -y -qq --no-install-recommends $missing >/dev/null
+
+if [ -n "$missing" ]; then
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "sff needs these Debian packages:$missing" >&2
+        echo "install them with:  sudo apt-get update && sudo apt-get install -y$missing" >&2
+        exit 1
+    fi
+    echo "installing:$missing"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    # shellcheck disable=SC2086
+    apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+
+if [ "$purpose" = test ] && [ ! -d "$top/tests/node/node_modules" ]; then
+    echo "installing the npm packages of tests/node"
+    npm ci --prefix "$top/tests/node" --no-audit --no-fund >/dev/null
+fi
