@@ -114,6 +114,9 @@ typedef struct st_sff_route_t {
      * Needs SFF_REDIS_URL; while Redis is down calls are allowed. 0: no limit. */
     uint32_t rate_limit;
     uint32_t rate_window_s;
+    /* ABI 1.1: nonzero takes the request body as bytes of any type, up to SFF_MAX_UPLOAD, for
+     * sff_body() (uploads), instead of parsing it as JSON or a form into the input. */
+    int raw_body;
 } sff_route_t;
 
 struct st_sff_api_t;
@@ -231,6 +234,11 @@ typedef struct st_sff_api_t {
     sff_future_t *(*db_send)(sff_req_t *r, int shape, const char *sql, sff_json_t *params);
     int (*db_begin)(sff_req_t *r);
     int (*db_end)(sff_req_t *r, int commit);
+    sff_future_t *(*storage_send)(sff_req_t *r, int op, const char *key, const char *content_type, const void *data, size_t len,
+                                  size_t limit);
+    const void *(*future_bytes)(const sff_future_t *f, size_t *len);
+    int (*storage_presign)(sff_req_t *r, const char *method, const char *key, uint32_t expires_s, const char **url);
+    const void *(*body)(sff_req_t *r, size_t *len, const char **content_type);
 } sff_api_t;
 
 /* Set by the gateway when it loads the module; used by the wrappers below. */
@@ -594,6 +602,78 @@ static inline int sff_db_commit(sff_req_t *r)
 static inline int sff_db_rollback(sff_req_t *r)
 {
     return sff__api->db_end(r, 0);
+}
+
+/* ---- object storage --------------------------------------------------------------------------- */
+/*
+ * Objects in SFF_STORAGE_URL: a local directory (file:///path, the default of `make run`) or an S3
+ * bucket (s3://bucket?endpoint=...&region=...). Keys are 1 to 1024 bytes of UTF-8 without control
+ * characters, a leading "/" or a "." or ".." segment (else SFF_EBADREQ). A missing object is
+ * SFF_ENOTFOUND. Object information is JSON: {"size", "etag", "content_type", "modified"} (modified
+ * in Unix seconds).
+ */
+typedef enum { SFF_STORAGE_PUT, SFF_STORAGE_GET, SFF_STORAGE_HEAD, SFF_STORAGE_DELETE, SFF_STORAGE_LIST } sff_storage_op_t;
+
+/* Starts a storage call. PUT: data (len bytes, copied) under key as content_type (NULL:
+ * application/octet-stream); GET: the object (its bytes through sff_future_bytes(), its information
+ * as the value); HEAD: the information; DELETE (a missing key is fine); LIST: key is a prefix
+ * (NULL: all), data a page token from a previous page (NULL: the first), limit the page size (0:
+ * 1000); the value is {"items": [{"key", "size", "etag", "modified"}...], "next": token or null}. */
+static inline sff_future_t *sff_storage_send(sff_req_t *r, sff_storage_op_t op, const char *key, const char *content_type,
+                                             const void *data, size_t len, size_t limit)
+{
+    return sff__api->storage_send(r, (int)op, key, content_type, data, len, limit);
+}
+/* The bytes a GET future brought (borrowed until the request ends; NUL-terminated for convenience),
+ * or NULL. */
+static inline const void *sff_future_bytes(const sff_future_t *f, size_t *len)
+{
+    return sff__api->future_bytes(f, len);
+}
+static inline int sff_storage_put(sff_req_t *r, const char *key, const char *content_type, const void *data, size_t len)
+{
+    return sff_await(r, sff_storage_send(r, SFF_STORAGE_PUT, key, content_type, data, len, 0));
+}
+/* *data and *len get the object's bytes, *info (may be NULL) its information. */
+static inline int sff_storage_get(sff_req_t *r, const char *key, const void **data, size_t *len, sff_json_t **info)
+{
+    sff_future_t *f = sff_storage_send(r, SFF_STORAGE_GET, key, NULL, NULL, 0, 0);
+    int ret = sff_await(r, f);
+    *data = ret == 0 ? sff_future_bytes(f, len) : NULL;
+    if (info != NULL)
+        *info = ret == 0 ? sff_future_value(f) : NULL;
+    return ret;
+}
+static inline int sff_storage_head(sff_req_t *r, const char *key, sff_json_t **info)
+{
+    sff_future_t *f = sff_storage_send(r, SFF_STORAGE_HEAD, key, NULL, NULL, 0, 0);
+    int ret = sff_await(r, f);
+    *info = ret == 0 ? sff_future_value(f) : NULL;
+    return ret;
+}
+static inline int sff_storage_delete(sff_req_t *r, const char *key)
+{
+    return sff_await(r, sff_storage_send(r, SFF_STORAGE_DELETE, key, NULL, NULL, 0, 0));
+}
+static inline int sff_storage_list(sff_req_t *r, const char *prefix, const char *token, size_t limit, sff_json_t **page)
+{
+    sff_future_t *f = sff_storage_send(r, SFF_STORAGE_LIST, prefix, NULL, token, token != NULL ? 1 : 0, limit);
+    int ret = sff_await(r, f);
+    *page = ret == 0 ? sff_future_value(f) : NULL;
+    return ret;
+}
+/* A presigned URL for "GET" or "PUT" of key, valid expires_s seconds (S3 only: the file driver has
+ * none, SFF_EINTERNAL). *url is borrowed until the request ends. */
+static inline int sff_storage_presign(sff_req_t *r, const char *method, const char *key, uint32_t expires_s, const char **url)
+{
+    return sff__api->storage_presign(r, method, key, expires_s, url);
+}
+
+/* The raw request body of a route with raw_body set (borrowed until the request ends; NULL when
+ * there is none), its length and Content-Type (may be NULL). */
+static inline const void *sff_body(sff_req_t *r, size_t *len, const char **content_type)
+{
+    return sff__api->body(r, len, content_type);
 }
 
 /* ---- Redis ------------------------------------------------------------------------------------ */

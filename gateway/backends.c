@@ -37,6 +37,18 @@ static void on_stats(sff_timer_t *t)
         sff_metrics_backend(SFF_METRIC_PG_RECONNECTS, s.reconnects);
         sff_metrics_backend(SFF_METRIC_PG_LATENCY_US, s.latency_us_sum);
     }
+    if (w->backends.storage != NULL) {
+        uint64_t calls = 0, errors = 0;
+        for (int op = 0; op < SFF_OBJSTORE_NOPS; op++) {
+            calls += sff_objstore_stats.calls[op];
+            errors += sff_objstore_stats.errors[op];
+        }
+        sff_metrics_backend(SFF_METRIC_STORAGE_CALLS, calls);
+        sff_metrics_backend(SFF_METRIC_STORAGE_ERRORS, errors);
+        sff_metrics_backend(SFF_METRIC_STORAGE_RETRIES, sff_objstore_stats.retries);
+        sff_metrics_backend(SFF_METRIC_STORAGE_BYTES_IN, sff_objstore_stats.bytes_in);
+        sff_metrics_backend(SFF_METRIC_STORAGE_BYTES_OUT, sff_objstore_stats.bytes_out);
+    }
     sff_timer_start(t, 1000);
 }
 
@@ -69,6 +81,17 @@ int sff_backends_start(sff_worker_t *w, char *err, size_t errlen)
             return -1;
         }
     }
+    if (c->storage_url != NULL) {
+        sff_objstore_config_t sc = {.url = c->storage_url,
+                                    .access_key = c->s3_access_key,
+                                    .secret_key = c->s3_secret_key,
+                                    .max_upload = c->max_upload};
+        char msg[256];
+        if (sff_objstore_create(w->ctx.loop, &sc, &w->backends.storage, msg, sizeof(msg)) != 0) {
+            snprintf(err, errlen, "SFF_STORAGE_URL: %s", msg);
+            return -1;
+        }
+    }
     sff_timer_init(&stats_timer, on_stats, w);
     sff_timer_start(&stats_timer, 1000);
     return 0;
@@ -84,6 +107,10 @@ void sff_backends_stop(sff_worker_t *w)
     if (w->backends.pg != NULL) {
         sff_pg_pool_destroy(w->backends.pg);
         w->backends.pg = NULL;
+    }
+    if (w->backends.storage != NULL) {
+        sff_objstore_destroy(w->backends.storage);
+        w->backends.storage = NULL;
     }
 }
 
@@ -102,5 +129,7 @@ int sff_backends_ready(sff_worker_t *w, json_t *checks)
                                                           "size", (json_int_t)s.size));
         ok &= s.up > 0;
     }
+    if (w->backends.storage != NULL)
+        json_object_set_new(checks, "storage", json_pack("{s:b, s:s}", "ok", 1, "driver", sff_objstore_driver(w->backends.storage)));
     return ok;
 }

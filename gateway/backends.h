@@ -7,6 +7,7 @@
 #define SFF_BACKENDS_H
 
 #include <jansson.h>
+#include "objstore.h"
 #include "pg.h"
 #include "redis.h"
 
@@ -15,6 +16,7 @@ struct st_sff_worker_t;
 typedef struct st_sff_backends_t {
     sff_redis_t *redis; /* NULL without SFF_REDIS_URL */
     sff_pg_pool_t *pg;  /* NULL without SFF_PG_URL */
+    sff_objstore_t *storage; /* NULL without SFF_STORAGE_URL */
 } sff_backends_t;
 
 /* Creates the configured clients on the worker's loop. Returns 0, or -1 with a message in err for a

@@ -235,6 +235,13 @@ int sff_call_start(h2o_req_t *req, sff_generation_t *gen, const sff_route_entry_
     r->method = pool_strdup(r, req->method.base, req->method.len);
     r->path = pool_strdup(r, req->path.base, req->query_at != SIZE_MAX ? req->query_at : req->path.len);
     r->start_us = sff_now_us();
+    if (route->route.raw_body && req->entity.base != NULL) {
+        r->raw_in = h2o_strdup(&r->pool, req->entity.base, req->entity.len).base;
+        r->raw_in_len = req->entity.len;
+        ssize_t ct = h2o_find_header(&req->headers, H2O_TOKEN_CONTENT_TYPE, -1);
+        if (ct >= 0)
+            r->raw_in_type = h2o_strdup(&r->pool, req->headers.entries[ct].value.base, req->headers.entries[ct].value.len).base;
+    }
     struct sockaddr_storage peer;
     socklen_t plen = req->conn->callbacks->get_peername != NULL ? req->conn->callbacks->get_peername(req->conn, (void *)&peer) : 0;
     if (plen != 0 && peer.ss_family == AF_INET)
@@ -802,4 +809,8 @@ const sff_api_t sff_call_api = {
     .db_send = sff_sdk_db_send,
     .db_begin = sff_sdk_db_begin,
     .db_end = sff_sdk_db_end,
+    .storage_send = sff_sdk_storage_send,
+    .future_bytes = sff_sdk_future_bytes,
+    .storage_presign = sff_sdk_storage_presign,
+    .body = sff_sdk_body,
 };

@@ -54,6 +54,9 @@ struct st_sff_req_t {
     struct st_sff_cache_stamp_t *stamps; /* cache stamps handed out by misses (sdk_redis.c) */
     struct st_sff_pg_tx_t *tx;           /* the request's open transaction (sdk_db.c), or NULL */
     const char *claims_text;             /* the claims as JSON, made once for SQL (sdk_db.c) */
+    const char *raw_in;                  /* the body of a raw_body route (copied into pool) */
+    size_t raw_in_len;
+    const char *raw_in_type;
     char client_ip[48];                  /* the peer's address, for rate limits of anonymous calls */
 
     /* waiting */

@@ -26,6 +26,8 @@ struct st_sff_future_t {
     void *handle;         /* the driver's request, to cancel */
     void (*cancel)(void *handle);
     void *extra;          /* driver-specific data living in the request's pool */
+    const char *bytes;    /* the bytes a storage GET brought, freed with the request */
+    size_t nbytes;
 };
 
 /* A new pending future of the call r belongs to (allocated in the request's pool), or NULL when

@@ -326,12 +326,20 @@ static int is_json_type(h2o_iovec_t ct)
 }
 
 /* Parses the request body into an object (or NULL for none). Returns 0 or sends the error. */
-static int read_body(sff_worker_t *w, h2o_req_t *req, json_t **body)
+static int read_body(sff_worker_t *w, h2o_req_t *req, const sff_route_entry_t *route, json_t **body)
 {
     char err[160];
     *body = NULL;
     if (req->entity.base == NULL || req->entity.len == 0)
         return 0;
+    if (route->route.raw_body) {
+        /* an upload: the function takes the bytes as they are (sff_body()) */
+        if (req->entity.len > w->config->max_upload) {
+            sff_http_send_error(req, SFF_ETOOLARGE, "the upload is larger than SFF_MAX_UPLOAD", NULL);
+            return -1;
+        }
+        return 0;
+    }
     if (req->entity.len > w->config->max_body) {
         sff_http_send_error(req, SFF_ETOOLARGE, NULL, NULL);
         return -1;
@@ -463,7 +471,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     const char *msg = NULL;
     if (authenticate(w, req, route, &claims) != 0)
         return 0;
-    if (read_body(w, req, &body) != 0)
+    if (read_body(w, req, route, &body) != 0)
         goto Done;
     const char *query = req->input.query_at != SIZE_MAX ? raw.base + req->input.query_at + 1 : NULL;
     size_t query_len = query != NULL ? raw.len - req->input.query_at - 1 : 0;

@@ -337,7 +337,12 @@ char *sff_metrics_render(size_t *len)
         {"sff_pg_errors_total", "counter", "Postgres calls that failed."},
         {"sff_pg_timeouts_total", "counter", "Postgres calls past their deadline."},
         {"sff_pg_reconnects_total", "counter", "Postgres connections made again after a loss."},
-        {"sff_pg_query_seconds_sum", "counter", "Postgres call latency, summed (microseconds)."},
+        {"sff_pg_query_microseconds_sum", "counter", "Postgres call latency, summed."},
+        {"sff_storage_calls_total", "counter", "Object storage calls."},
+        {"sff_storage_errors_total", "counter", "Object storage calls that failed."},
+        {"sff_storage_retries_total", "counter", "Object storage calls retried."},
+        {"sff_storage_read_bytes_total", "counter", "Object bytes read from storage."},
+        {"sff_storage_written_bytes_total", "counter", "Object bytes written to storage."},
     };
     for (int k = 0; k < SFF_METRIC_BACKEND_KINDS; k++)
         outf(&o, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", backend[k].name, backend[k].help, backend[k].name, backend[k].type,

@@ -23,4 +23,10 @@ sff_future_t *sff_sdk_db_send(sff_req_t *r, int shape, const char *sql, sff_json
 int sff_sdk_db_begin(sff_req_t *r);
 int sff_sdk_db_end(sff_req_t *r, int commit);
 
+sff_future_t *sff_sdk_storage_send(sff_req_t *r, int op, const char *key, const char *content_type, const void *data, size_t len,
+                                   size_t limit);
+const void *sff_sdk_future_bytes(const sff_future_t *f, size_t *len);
+int sff_sdk_storage_presign(sff_req_t *r, const char *method, const char *key, uint32_t expires_s, const char **url);
+const void *sff_sdk_body(sff_req_t *r, size_t *len, const char **content_type);
+
 #endif

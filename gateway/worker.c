@@ -183,7 +183,7 @@ int sff_worker_main(const sff_config_t *config, int id)
     h2o_config_init(&w->globalconf);
     /* h2o refuses bodies over its limit by itself (a text page on HTTP/1.1, a stream reset on
      * HTTP/2); up to twice SFF_MAX_BODY the gateway answers with the 413 envelope on both. */
-    w->globalconf.max_request_entity_size = config->max_body * 2;
+    w->globalconf.max_request_entity_size = config->max_body * 2 > config->max_upload ? config->max_body * 2 : config->max_upload;
     w->globalconf.http1.req_timeout = config->idle_timeout_ms;
     w->globalconf.http2.idle_timeout = config->idle_timeout_ms;
     w->globalconf.server_name = h2o_iovec_init(H2O_STRLIT("sff"));

@@ -323,6 +323,8 @@ static void *conn_main(void *arg)
                 ;
             goto Exit;
         }
+        if (f.kind == TC_FAULT_DELAY)
+            usleep((useconds_t)f.arg * 1000);
         /* forward the request */
         if (c->up < 0) {
             c->up = tc_connect(p->upstream);

@@ -53,14 +53,15 @@ const char *tc_node_path(const char *rel);
 
 /* ---- the fault proxy ---------------------------------------------------------------------------- */
 
-typedef enum { TC_FAULT_PASS, TC_FAULT_503, TC_FAULT_STALL, TC_FAULT_CUT } tc_fault_t;
+typedef enum { TC_FAULT_PASS, TC_FAULT_503, TC_FAULT_STALL, TC_FAULT_CUT, TC_FAULT_DELAY } tc_fault_t;
 
 typedef struct st_tc_proxy_t tc_proxy_t;
 
 /* Starts a proxy on a free loopback port forwarding to 127.0.0.1:upstream_port; NULL on failure. */
 tc_proxy_t *tc_proxy_start(int upstream_port);
 int tc_proxy_port(tc_proxy_t *p);
-/* Queues count faults of a kind for the next requests (arg: TC_FAULT_CUT's body bytes). */
+/* Queues count faults of a kind for the next requests (arg: TC_FAULT_CUT's body bytes,
+ * TC_FAULT_DELAY's milliseconds before the request is forwarded). */
 void tc_proxy_fault(tc_proxy_t *p, tc_fault_t kind, size_t arg, int count);
 /* Forgets the queued faults. */
 void tc_proxy_clear(tc_proxy_t *p);
