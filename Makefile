@@ -132,7 +132,7 @@ asan:
 	@$(MAKE) --no-print-directory SAN=1 test-build
 
 bench: deps-test
-	@$(MAKE) --no-print-directory all $(TEST_MODULE_SO) $(BENCH_BIN) $(TOOL_BIN)
+	@$(MAKE) --no-print-directory all $(TEST_MODULE_SO) $(BENCH_BIN) $(TOOL_BIN) $(TLIB_OBJ)
 	@sh tests/bench/run.sh
 
 FUZZ_SECONDS ?= 20

@@ -74,7 +74,10 @@ int sff_backends_start(sff_worker_t *w, char *err, size_t errlen)
         }
     }
     if (c->pg_url != NULL) {
-        sff_pg_config_t pc = {.conninfo = c->pg_url, .size = (size_t)c->pg_pool, .statement_timeout_ms = c->pg_statement_timeout_ms};
+        sff_pg_config_t pc = {.conninfo = c->pg_url,
+                              .size = (size_t)c->pg_pool,
+                              .statement_timeout_ms = c->pg_statement_timeout_ms,
+                              .max_pipeline = c->pg_pipeline};
         char msg[256];
         if ((w->backends.pg = sff_pg_pool_create(w->ctx.loop, &pc, msg, sizeof(msg))) == NULL) {
             snprintf(err, errlen, "SFF_PG_URL: %s", msg);

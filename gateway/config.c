@@ -215,6 +215,9 @@ int sff_config_load(sff_config_t *c, char *err, size_t errlen)
     if (env_long("SFF_PG_STATEMENT_TIMEOUT_MS", 30000, 0, 3600000, &v, err, errlen) != 0)
         return -1;
     c->pg_statement_timeout_ms = (uint32_t)v;
+    if (env_long("SFF_PG_PIPELINE", 64, 1, 1024, &v, err, errlen) != 0)
+        return -1;
+    c->pg_pipeline = (uint32_t)v;
     c->redis_url = env_dup("SFF_REDIS_URL", NULL);
     c->storage_url = env_dup("SFF_STORAGE_URL", NULL);
     c->s3_access_key = env_dup("SFF_S3_ACCESS_KEY", NULL);

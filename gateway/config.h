@@ -43,6 +43,7 @@ typedef struct st_sff_config_t {
     char *pg_url;                      /* SFF_PG_URL: libpq URL or conninfo; NULL: no Postgres */
     int pg_pool;                       /* SFF_PG_POOL: connections per worker */
     uint32_t pg_statement_timeout_ms;  /* SFF_PG_STATEMENT_TIMEOUT_MS: server-side statement_timeout */
+    uint32_t pg_pipeline;              /* SFF_PG_PIPELINE: calls in flight per connection (1: no pipelining) */
     char *redis_url;                   /* SFF_REDIS_URL; NULL: no Redis */
     char *storage_url;                 /* SFF_STORAGE_URL: file:///path or s3://bucket?... */
     char *s3_access_key;               /* SFF_S3_ACCESS_KEY */

@@ -237,6 +237,10 @@ int sff_worker_main(const sff_config_t *config, int id)
 
     for (;;) {
         int32_t wait = sff_timers_next_wait(sff_now_ms(), w->draining ? 100 : 1000);
+        /* Work our timers gave h2o (a response, a backend write) waits in h2o's pending lists, which
+         * it only runs after polling: do not let that poll sleep. */
+        if (w->ctx.loop->_pending_as_client != NULL || w->ctx.loop->_pending_as_server != NULL)
+            wait = 0;
         h2o_evloop_run(w->ctx.loop, wait);
         sff_timers_run(sff_now_ms());
         sff_log_flush();

@@ -108,3 +108,8 @@ cpu=$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)
     echo "| RSS per worker, 10,000 idle h2c connections | $rss_h2 KiB ($answered_h2 answered) |"
     echo "| handler runs per 100,000 HEADERS+RST_STREAM pairs | $reset_runs |"
 } | tee "$out_dir/latest.txt"
+
+# the backends (issue 3)
+kill $sff_pid 2>/dev/null
+wait $sff_pid 2>/dev/null
+sh tests/bench/backends.sh && cat build/bench/backends.txt >>"$out_dir/latest.txt"

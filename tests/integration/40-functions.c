@@ -78,6 +78,24 @@ TEST(a_thousand_sleeps_on_one_worker)
     tc_server_stop(&srv);
 }
 
+TEST(keep_alive_after_a_suspended_call)
+{
+    tc_server_t srv;
+    char dir[512];
+    if (start_with_fixture(&srv, "keepalive", "", NULL, dir, sizeof(dir)) != 0) {
+        CHECK(!"the server starts");
+        return;
+    }
+    /* a response sent from a timer (not from h2o's own I/O) must not leave the connection's next
+     * request waiting for the event loop's idle wake-up */
+    tc_load_t load = {.port = srv.port, .connections = 1, .requests = 50, .method = "GET", .path = "/fx/nap?ms=1"};
+    CHECK(tc_load_run(&load) == 0);
+    CHECK_INT(load.ok, 50);
+    fprintf(stderr, "  50 suspended calls on one keep-alive connection: %.0f ms\n", load.elapsed_s * 1000);
+    CHECK(load.elapsed_s < 5); /* ~0.1 s; each request waited up to 1 s for the loop before the fix */
+    tc_server_stop(&srv);
+}
+
 TEST(cancelled_when_the_client_leaves)
 {
     tc_server_t srv;
@@ -229,6 +247,7 @@ int main(void)
     if (mkdtemp(base) == NULL)
         return 1;
     RUN(a_thousand_sleeps_on_one_worker);
+    RUN(keep_alive_after_a_suspended_call);
     RUN(cancelled_when_the_client_leaves);
     RUN(reload_under_load_fails_nothing);
     RUN(another_abi_is_refused_and_the_old_version_serves);
