@@ -1,4 +1,6 @@
 #include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -6,6 +8,7 @@
 #include <string.h>
 #include <sys/inotify.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include "log.h"
@@ -60,6 +63,36 @@ static int alive(void)
     return n;
 }
 
+/* Workers listen with SO_REUSEPORT, which would let them share a port with another server of the
+ * same user without a word: the master first binds each address plainly, so an address in use is a
+ * clear error at start. */
+static int check_addresses_free(const sff_config_t *config)
+{
+    for (size_t i = 0; i < config->nlisten; i++) {
+        const sff_listen_t *l = &config->listen[i];
+        struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV}, *res;
+        if (getaddrinfo(l->host[0] != '\0' ? l->host : NULL, l->port, &hints, &res) != 0)
+            continue; /* the worker reports it */
+        int busy = 0, on = 1;
+        for (struct addrinfo *ai = res; ai != NULL && !busy; ai = ai->ai_next) {
+            int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, 0);
+            if (fd < 0)
+                continue;
+            setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+            if (ai->ai_family == AF_INET6)
+                setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));
+            busy = bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 && errno == EADDRINUSE;
+            close(fd);
+        }
+        freeaddrinfo(res);
+        if (busy) {
+            sff_log_error("cannot listen on %s:%s: the address is in use by another process", l->host, l->port);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 int sff_master_run(const sff_config_t *config, int watch)
 {
     sigset_t set, oldmask;
@@ -67,6 +100,8 @@ int sff_master_run(const sff_config_t *config, int watch)
     uint64_t stop_deadline = 0, reload_at = 0;
 
     sff_log_set_process("master", -1);
+    if (check_addresses_free(config) != 0)
+        return 78;
     nworkers = config->workers;
     if ((slots = calloc((size_t)nworkers, sizeof(*slots))) == NULL || sff_metrics_init(nworkers) != 0) {
         sff_log_error("out of memory");

@@ -125,7 +125,7 @@ static int pg_ctl(tc_pg_t *pg, const char *action, tc_pg_mode_t mode, pid_t *asy
     snprintf(data, sizeof(data), "%s/data", pg->dir);
     snprintf(log, sizeof(log), "%s/server.log", pg->dir);
     snprintf(opts, sizeof(opts),
-             "-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off "
+             "-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off "
              "-c max_connections=100 -c shared_buffers=16MB",
              pg->port, pg->dir);
     char *argv[] = {PG_BIN "/pg_ctl",
