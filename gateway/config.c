@@ -231,6 +231,13 @@ int sff_config_load(sff_config_t *c, char *err, size_t errlen)
         snprintf(err, errlen, "SFF_MIGRATE must be auto or off");
         return -1;
     }
+    char *fail = env_dup("SFF_RATE_LIMIT_FAIL", "open");
+    c->rate_limit_fail_closed = strcmp(fail, "closed") == 0 ? 1 : strcmp(fail, "open") == 0 ? 0 : -1;
+    free(fail);
+    if (c->rate_limit_fail_closed < 0) {
+        snprintf(err, errlen, "SFF_RATE_LIMIT_FAIL must be open or closed");
+        return -1;
+    }
     if (env_long("SFF_H2_MAX_RESETS", 100, 1, 1000000, &v, err, errlen) != 0)
         return -1;
     c->h2_max_resets = (uint32_t)v;

@@ -50,6 +50,7 @@ typedef struct st_sff_config_t {
     char *s3_secret_key;               /* SFF_S3_SECRET_KEY */
     size_t max_upload;                 /* SFF_MAX_UPLOAD */
     int migrate;                       /* SFF_MIGRATE: 1 auto (at serve start), 0 off */
+    int rate_limit_fail_closed;        /* SFF_RATE_LIMIT_FAIL: 0 open (default), 1 closed while Redis is down */
     /* HTTP/2 abuse budgets (per connection) */
     uint32_t h2_max_resets;   /* SFF_H2_MAX_RESETS: streams reset before their response, per 10 s */
     size_t max_header_bytes;  /* SFF_MAX_HEADER_BYTES: decoded request header bytes per request */

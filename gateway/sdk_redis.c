@@ -156,12 +156,18 @@ int sff_sdk_publish(sff_req_t *r, const char *channel, const char *message, size
     return sff_future_await_all(r, &f, 1, 0);
 }
 
+/* A denied hit leaves its Retry-After seconds in f->extra; an unknown outcome (Redis down) leaves
+ * UNKNOWN_LIMIT there, which SFF_RATE_LIMIT_FAIL decides. */
+#define UNKNOWN_LIMIT ((void *)((uintptr_t)UINT32_MAX + 1))
+
 static void on_limit(void *data, const sff_redis_limit_t *result, int err)
 {
     sff_future_t *f = data;
-    (void)err; /* an unknown outcome is allowed: limits fail open */
+    (void)err;
     if (result != NULL && result->status == SFF_REDIS_LIMIT_DENIED)
         f->extra = (void *)(uintptr_t)(result->retry_after_s != 0 ? result->retry_after_s : 1);
+    else if (result == NULL || result->status == SFF_REDIS_LIMIT_UNKNOWN)
+        f->extra = UNKNOWN_LIMIT;
     sff_future_complete(f, 0, NULL, NULL);
 }
 
@@ -179,6 +185,10 @@ int sff_sdk_rate_limit(sff_req_t *r, const char *key, uint32_t limit, uint32_t w
         return ret;
     if (f->extra == NULL)
         return 0;
+    if (f->extra == UNKNOWN_LIMIT)
+        return sff_worker->config->rate_limit_fail_closed
+                   ? sff_call_set_error(r, SFF_EUNAVAILABLE, "the rate limit cannot be checked while Redis is down")
+                   : 0;
     char retry[16];
     snprintf(retry, sizeof(retry), "%u", (unsigned)(uintptr_t)f->extra);
     sff_call_api.set_header(r, "retry-after", retry);

@@ -124,6 +124,14 @@ TEST(ready_and_metrics_report_redis)
 
 TEST(redis_down_fails_fast_and_recovers)
 {
+    /* a second gateway whose rate limits fail closed */
+    tc_server_t closed;
+    char env_redis[500], env_fn[700];
+    snprintf(env_redis, sizeof(env_redis), "SFF_REDIS_URL=%s", rs.url);
+    snprintf(env_fn, sizeof(env_fn), "SFF_FUNCTIONS_DIR=%s", getenv("IT90_FUNCTIONS"));
+    const char *env[] = {env_fn, env_redis, "SFF_WORKERS=1", "SFF_SCHEMAS_DIR=schemas", "SFF_RATE_LIMIT_FAIL=closed", NULL};
+    int have_closed = tc_server_start(&closed, env) == 0;
+    CHECK(have_closed);
     CHECK(tc_redis_kill(&rs) == 0);
     usleep(100000);
     int status;
@@ -142,6 +150,16 @@ TEST(redis_down_fails_fast_and_recovers)
     j = get_json("/_ready", &status);
     CHECK_INT(status, 503);
     json_decref(j);
+    tc_response_t res;
+    CHECK(tc_get(srv.port, "/fx/limited", NULL, &res) == 0);
+    CHECK_INT(res.status, 200); /* fails open by default... */
+    tc_response_free(&res);
+    if (have_closed) {
+        CHECK(tc_get(closed.port, "/fx/limited", NULL, &res) == 0);
+        CHECK_INT(res.status, 503); /* ...closed when configured so */
+        tc_response_free(&res);
+        tc_server_stop(&closed);
+    }
     CHECK(tc_redis_restart(&rs) == 0);
     int ok = 0;
     for (int i = 0; i < 100 && !ok; i++) {
@@ -168,6 +186,7 @@ int main(void)
         return 1;
     }
     snprintf(env_fn, sizeof(env_fn), "SFF_FUNCTIONS_DIR=%s", fdir);
+    setenv("IT90_FUNCTIONS", fdir, 1);
     snprintf(env_redis, sizeof(env_redis), "SFF_REDIS_URL=%s", rs.url);
     const char *env[] = {env_fn, env_redis, "SFF_WORKERS=1", "SFF_SCHEMAS_DIR=schemas", NULL};
     if (tc_server_start(&srv, env) != 0)
