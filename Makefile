@@ -111,7 +111,8 @@ deps:
 deps-test:
 	@sh scripts/deps.sh test
 
-run: deps
+run:
+	@sh scripts/deps.sh run
 	@$(MAKE) --no-print-directory all
 	@sh scripts/run.sh
 

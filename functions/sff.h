@@ -239,6 +239,11 @@ typedef struct st_sff_api_t {
     const void *(*future_bytes)(const sff_future_t *f, size_t *len);
     int (*storage_presign)(sff_req_t *r, const char *method, const char *key, uint32_t expires_s, const char **url);
     const void *(*body)(sff_req_t *r, size_t *len, const char **content_type);
+    int (*token_sign)(sff_req_t *r, sff_json_t *claims, uint32_t ttl_s, const char **token);
+    int (*random_token)(sff_req_t *r, size_t bytes, const char **out);
+    const char *(*client_ip)(sff_req_t *r);
+    int (*password_hash)(sff_req_t *r, const char *password, const char **hash);
+    int (*password_verify)(sff_req_t *r, const char *hash, const char *password, int *match);
 } sff_api_t;
 
 /* Set by the gateway when it loads the module; used by the wrappers below. */
@@ -674,6 +679,40 @@ static inline int sff_storage_presign(sff_req_t *r, const char *method, const ch
 static inline const void *sff_body(sff_req_t *r, size_t *len, const char **content_type)
 {
     return sff__api->body(r, len, content_type);
+}
+
+/* ---- tokens and identity ---------------------------------------------------------------------- */
+
+/* Signs a session token (HS256 with SFF_JWT_SECRET) for claims (an object: "sub", "role"...): "iat"
+ * and "exp" (now + ttl_s) are set, and "iss"/"aud" when the gateway checks them. *token is borrowed
+ * until the request ends. SFF_EINTERNAL when no secret is configured. */
+static inline int sff_token_sign(sff_req_t *r, sff_json_t *claims, uint32_t ttl_s, const char **token)
+{
+    return sff__api->token_sign(r, claims, ttl_s, token);
+}
+/* bytes (16..64) of cryptographic randomness as base64url text (refresh tokens, ids). Borrowed. */
+static inline int sff_random_token(sff_req_t *r, size_t bytes, const char **out)
+{
+    return sff__api->random_token(r, bytes, out);
+}
+/* The client's address ("" when unknown). Borrowed. */
+static inline const char *sff_client_ip(sff_req_t *r)
+{
+    return sff__api->client_ip(r);
+}
+
+/* Hashes a password with argon2id, off the event loop (a hash takes tens of milliseconds and
+ * 64 MiB): *hash is the encoded string to store, borrowed until the request ends. A flood gets
+ * SFF_EOVERLOADED (503) or, from one client, SFF_ERATELIMIT (429), with Retry-After set. */
+static inline int sff_password_hash(sff_req_t *r, const char *password, const char **hash)
+{
+    return sff__api->password_hash(r, password, hash);
+}
+/* Checks a password against a stored hash; *match is 1 when it fits. hash NULL (an unknown user)
+ * costs as much as a real check and never matches, so timing does not tell which users exist. */
+static inline int sff_password_verify(sff_req_t *r, const char *hash, const char *password, int *match)
+{
+    return sff__api->password_verify(r, hash, password, match);
 }
 
 /* ---- Redis ------------------------------------------------------------------------------------ */

@@ -63,7 +63,7 @@ int sff_auth_find_token(h2o_req_t *req, const char *cookie_name, const char **to
         return 0;
     for (i = -1; (i = h2o_find_header(&req->headers, H2O_TOKEN_COOKIE, i)) >= 0;) {
         if (find_cookie(req->headers.entries[i].value, cookie_name, token, len))
-            return 1;
+            return 2;
     }
     return 0;
 }

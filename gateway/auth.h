@@ -9,7 +9,8 @@
 #include "module.h"
 
 /* Finds the request's token: "Authorization: Bearer <token>" first, else the cookie named
- * cookie_name. Returns 1 with *token and *len pointing into req's headers, or 0 when there is none. */
+ * cookie_name. Returns 1 (header) or 2 (cookie) with *token and *len pointing into req's headers, or
+ * 0 when there is none. */
 int sff_auth_find_token(h2o_req_t *req, const char *cookie_name, const char **token, size_t *len);
 
 /* Checks route's policy against claims (NULL for an anonymous caller). Returns 0, SFF_EUNAUTHORIZED

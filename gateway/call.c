@@ -1,5 +1,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <sodium.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +13,7 @@
 #include "sdk.h"
 #include "http.h"
 #include "input.h"
+#include "jwt.h"
 #include "jsonin.h"
 #include "log.h"
 #include "metrics.h"
@@ -736,6 +739,51 @@ static sff_json_t *api_json_copy(sff_req_t *r, const sff_json_t *v)
     return S(own(r, json_deep_copy(J(v))));
 }
 
+/* ---- tokens ----------------------------------------------------------------------------------- */
+
+static int api_token_sign(sff_req_t *r, sff_json_t *claims, uint32_t ttl_s, const char **token)
+{
+    const sff_config_t *c = sff_worker != NULL ? sff_worker->config : NULL;
+    *token = NULL;
+    if (c == NULL || c->jwt_secret == NULL)
+        return sff_call_set_error(r, SFF_EINTERNAL, "no SFF_JWT_SECRET to sign tokens with");
+    if (!json_is_object(J(claims)) || ttl_s == 0)
+        return sff_call_set_error(r, SFF_EINTERNAL, "sff_token_sign: claims must be an object and ttl_s positive");
+    json_t *copy = json_copy(J(claims));
+    json_int_t now = (json_int_t)time(NULL);
+    json_object_set_new(copy, "iat", json_integer(now));
+    json_object_set_new(copy, "exp", json_integer(now + (json_int_t)ttl_s));
+    if (c->jwt_issuer != NULL)
+        json_object_set_new(copy, "iss", json_string(c->jwt_issuer));
+    if (c->jwt_audience != NULL)
+        json_object_set_new(copy, "aud", json_string(c->jwt_audience));
+    char *t = sff_jwt_sign_hs256(c->jwt_secret, copy);
+    json_decref(copy);
+    if (t == NULL)
+        return sff_call_set_error(r, SFF_EINTERNAL, "signing the token failed");
+    *token = pool_strdup(r, t, SIZE_MAX);
+    free(t);
+    return 0;
+}
+
+static int api_random_token(sff_req_t *r, size_t bytes, const char **out)
+{
+    unsigned char buf[64];
+    char text[128];
+    if (bytes < 16 || bytes > sizeof(buf))
+        return sff_call_set_error(r, SFF_EINTERNAL, "sff_random_token: 16 to 64 bytes");
+    randombytes_buf(buf, bytes);
+    sodium_bin2base64(text, sizeof(text), buf, bytes, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    sodium_memzero(buf, sizeof(buf));
+    *out = pool_strdup(r, text, SIZE_MAX);
+    return 0;
+}
+
+static const char *api_client_ip(sff_req_t *r)
+{
+    return r->root->client_ip;
+}
+
 /* ---- futures ---------------------------------------------------------------------------------- */
 
 static sff_json_t *api_future_value(const sff_future_t *f)
@@ -813,4 +861,9 @@ const sff_api_t sff_call_api = {
     .future_bytes = sff_sdk_future_bytes,
     .storage_presign = sff_sdk_storage_presign,
     .body = sff_sdk_body,
+    .token_sign = api_token_sign,
+    .random_token = api_random_token,
+    .client_ip = api_client_ip,
+    .password_hash = sff_sdk_password_hash,
+    .password_verify = sff_sdk_password_verify,
 };

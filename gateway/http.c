@@ -373,6 +373,36 @@ static int read_body(sff_worker_t *w, h2o_req_t *req, const sff_route_entry_t *r
     return -1;
 }
 
+/* Nonzero when a cookie-authenticated request may go on: safe methods always; a mutation only when
+ * its Origin (or else Referer) is absent, the gateway's own origin, or an allowed CORS origin. */
+static int csrf_safe(sff_worker_t *w, h2o_req_t *req)
+{
+    if (h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")) ||
+        h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD")) ||
+        h2o_memis(req->method.base, req->method.len, H2O_STRLIT("OPTIONS")))
+        return 1;
+    h2o_iovec_t origin = header_value_str(req, "origin");
+    if (origin.base == NULL) {
+        h2o_iovec_t referer = header_value(req, H2O_TOKEN_REFERER);
+        if (referer.base == NULL)
+            return 1;
+        /* the origin part of the Referer: scheme://host[:port] */
+        const char *p = memchr(referer.base, ':', referer.len);
+        if (p == NULL || (size_t)(p - referer.base) + 3 > referer.len || memcmp(p, "://", 3) != 0)
+            return 0;
+        const char *host = p + 3, *end = referer.base + referer.len;
+        const char *slash = memchr(host, '/', (size_t)(end - host));
+        origin = h2o_iovec_init(referer.base, (size_t)((slash != NULL ? slash : end) - referer.base));
+    }
+    if (sff_config_origin_allowed(w->config, origin.base, origin.len))
+        return 1;
+    /* the gateway's own origin: the host the request was sent to, with this request's scheme */
+    const char *scheme = sff_http_is_tls(req) ? "https://" : "http://";
+    size_t slen = strlen(scheme);
+    return origin.len == slen + req->authority.len && strncasecmp(origin.base, scheme, slen) == 0 &&
+           strncasecmp(origin.base + slen, req->authority.base, req->authority.len) == 0;
+}
+
 /* Verifies the request's token (if any) into *claims. Returns 0, or sends the 401 and returns -1
  * when a route that needs a token got none or an invalid one. A public route treats an invalid
  * token as no token. */
@@ -382,6 +412,11 @@ static int authenticate(sff_worker_t *w, h2o_req_t *req, const sff_route_entry_t
     size_t len;
     *claims = NULL;
     int has = sff_auth_find_token(req, w->config->jwt_cookie, &token, &len);
+    if (has == 2 && !csrf_safe(w, req)) {
+        /* a browser sent the session cookie along with another site's request */
+        sff_http_send_error(req, SFF_EFORBIDDEN, "cross-site request refused", NULL);
+        return -1;
+    }
     if (has && sff_jwt_verify(w->jwt, token, len, (int64_t)time(NULL), claims, &why) != 0) {
         *claims = NULL;
         if (route->policy != SFF_POLICY_PUBLIC) {
@@ -449,6 +484,15 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
                 return -1; /* the file handler, then the SPA fallback */
             sff_http_send_error(req, SFF_ENOTFOUND, NULL, NULL);
             return 0;
+        }
+        /* A page of the single-page app may share its path with an API route of another method
+         * (GET /user/register shows the form, POST /user/register registers). */
+        if ((allowed & SFF_M_GET) == 0 && w->config->static_dir != NULL &&
+            (h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")) ||
+             h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD")))) {
+            h2o_iovec_t accept = header_value(req, H2O_TOKEN_ACCEPT);
+            if (accept.base != NULL && h2o_strstr(accept.base, accept.len, H2O_STRLIT("text/html")) != SIZE_MAX)
+                return -1;
         }
         char allow[128];
         sff_router_allow_string(allowed, allow, sizeof(allow));

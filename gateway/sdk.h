@@ -29,4 +29,7 @@ const void *sff_sdk_future_bytes(const sff_future_t *f, size_t *len);
 int sff_sdk_storage_presign(sff_req_t *r, const char *method, const char *key, uint32_t expires_s, const char **url);
 const void *sff_sdk_body(sff_req_t *r, size_t *len, const char **content_type);
 
+int sff_sdk_password_hash(sff_req_t *r, const char *password, const char **hash);
+int sff_sdk_password_verify(sff_req_t *r, const char *hash, const char *password, int *match);
+
 #endif

@@ -11,12 +11,14 @@
 #include <unistd.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <sodium.h>
 #include "call.h"
 #include "coro.h"
 #include "guard.h"
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
+#include "pwhash.h"
 #include "timer.h"
 #include "worker.h"
 
@@ -179,6 +181,10 @@ int sff_worker_main(const sff_config_t *config, int id)
     sff_metrics_set_worker(id);
     signal(SIGPIPE, SIG_IGN);
     sff_coro_configure(config->coro_stack, 1024);
+    if (sodium_init() < 0) {
+        sff_log_error("libsodium cannot start");
+        return EXIT_CONFIG;
+    }
 
     h2o_config_init(&w->globalconf);
     /* h2o refuses bodies over its limit by itself (a text page on HTTP/1.1, a stream reset on
@@ -227,6 +233,11 @@ int sff_worker_main(const sff_config_t *config, int id)
             return EXIT_CONFIG;
         }
     }
+    if (sff_pwhash_setup(w->ctx.loop, NULL, err, sizeof(err)) != 0) {
+        sff_log_error("password hashing: %s", err);
+        sff_module_cleanup();
+        return EXIT_CONFIG;
+    }
     if (sff_backends_start(w, err, sizeof(err)) != 0) {
         sff_log_error("%s", err);
         sff_module_cleanup();
@@ -258,6 +269,7 @@ int sff_worker_main(const sff_config_t *config, int id)
         }
     }
     sff_backends_stop(w);
+    sff_pwhash_shutdown();
     sff_log_info("worker stopped");
     sff_log_flush();
     sff_module_cleanup();

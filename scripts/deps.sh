@@ -7,12 +7,14 @@ purpose=${1:-build}
 top=$(cd "$(dirname "$0")/.." && pwd)
 
 build_pkgs="gcc make libc6-dev pkg-config libh2o-evloop-dev libjansson-dev libjwt-dev libssl-dev libsodium-dev zlib1g-dev libpq-dev libhiredis-dev"
+run_pkgs="$build_pkgs postgresql redis-server curl"
 test_pkgs="$build_pkgs nghttp2-client libnghttp2-dev curl openssl clang libclang-rt-14-dev clang-format wrk procps postgresql redis-server"
 
 case "$purpose" in
 build) want=$build_pkgs ;;
+run) want=$run_pkgs ;;
 test) want=$test_pkgs ;;
-*) echo "usage: scripts/deps.sh build|test" >&2; exit 2 ;;
+*) echo "usage: scripts/deps.sh build|run|test" >&2; exit 2 ;;
 esac
 
 missing=""

@@ -241,7 +241,7 @@ int main(void)
     snprintf(env_fn, sizeof(env_fn), "SFF_FUNCTIONS_DIR=%s", fdir);
     snprintf(env_pg, sizeof(env_pg), "SFF_PG_URL=postgresql://app@127.0.0.1:%d/sff", pg.port);
     snprintf(env_redis, sizeof(env_redis), "SFF_REDIS_URL=%s", rs.url);
-    const char *env[] = {env_fn, env_pg, env_redis, "SFF_WORKERS=1", "SFF_SCHEMAS_DIR=schemas", "SFF_PG_POOL=4",
+    const char *env[] = {env_fn, env_pg, env_redis, "SFF_WORKERS=1", "SFF_SCHEMAS_DIR=schemas", "SFF_PG_POOL=4", "SFF_MIGRATE=off",
                          "SFF_JWT_SECRET=" TC_SECRET, NULL};
     if (tc_server_start(&srv, env) != 0)
         return 1;

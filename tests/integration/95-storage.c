@@ -224,6 +224,7 @@ int main(void)
                            "SFF_WORKERS=1",
                            "SFF_SCHEMAS_DIR=schemas",
                            "SFF_MAX_UPLOAD=8m",
+                           "SFF_MIGRATE=off",
                            NULL};
     if (tc_server_start(&file_srv, env_f) != 0 || tc_server_start(&s3_srv, env_s) != 0)
         return 1;
