@@ -8,7 +8,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 
 build_pkgs="gcc make libc6-dev pkg-config libh2o-evloop-dev libjansson-dev libjwt-dev libssl-dev libsodium-dev zlib1g-dev libpq-dev libhiredis-dev"
 run_pkgs="$build_pkgs postgresql redis-server curl"
-test_pkgs="$build_pkgs nghttp2-client libnghttp2-dev curl openssl clang libclang-rt-14-dev clang-format wrk procps postgresql redis-server"
+test_pkgs="$build_pkgs nghttp2-client libnghttp2-dev curl openssl clang libclang-rt-14-dev clang-format wrk procps postgresql redis-server chromium"
 
 case "$purpose" in
 build) want=$build_pkgs ;;
@@ -40,7 +40,9 @@ if [ -n "$missing" ]; then
     apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi
 
-if [ "$purpose" = test ] && [ ! -d "$top/tests/node/node_modules" ]; then
-    echo "installing the npm packages of tests/node"
-    npm ci --prefix "$top/tests/node" --no-audit --no-fund >/dev/null
-fi
+for dir in tests/node tests/e2e; do
+    if [ "$purpose" = test ] && [ ! -d "$top/$dir/node_modules" ]; then
+        echo "installing the npm packages of $dir"
+        npm ci --prefix "$top/$dir" --no-audit --no-fund >/dev/null
+    fi
+done

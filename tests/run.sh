@@ -1,6 +1,6 @@
 #!/bin/sh
 # Runs sff's tests and ends with the line "N passed, N failed".
-#   tests/run.sh [unit|integration|fuzz|all]   (default all)
+#   tests/run.sh [unit|integration|e2e|fuzz|all]   (default all)
 # SFF_TEST_BUILDS lists the build directories to test (default "build build-asan").
 # Each test program prints "ok - NAME" / "not ok - NAME" lines; a program that crashes or exits
 # non-zero without a "not ok" line counts as one failure.
@@ -53,6 +53,13 @@ for b in $builds; do
         done
     fi
 done
+
+# The web app in a real browser, once, on the first build.
+if [ "$what" = all ] || [ "$what" = e2e ]; then
+    first=${builds%% *}
+    export SFF_BIN="$top/$first/sff"
+    run_one "$first" tests/e2e/run.sh "e2e/todolist"
+fi
 
 if [ "$what" = all ] || [ "$what" = fuzz ]; then
     if make --no-print-directory fuzz-build >"$log_dir/fuzz-build.out" 2>&1; then
