@@ -39,7 +39,8 @@ stop_all() {
     pg_down
     echo "stopped; the data stays in .sff/ for the next make run"
 }
-trap stop_all INT TERM EXIT
+trap stop_all EXIT
+trap 'exit 0' INT TERM
 
 # the application's role: not a superuser, so row-level security binds it
 psql -q -h "$state/pg/run" -p "$pgport" -U postgres -d postgres -v ON_ERROR_STOP=1 >/dev/null <<'SQL'

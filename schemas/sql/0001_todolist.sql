@@ -35,8 +35,8 @@ create table todos (
     created_at timestamptz not null default now(),
     updated_at timestamptz not null default now()
 );
--- the list: newest first per owner, and its filters
-create index todos_owner_created on todos (owner, created_at desc, id desc);
+-- the lists: newest first per owner (v1 pages by id), and the legacy status filter
+create index todos_owner_id on todos (owner, id desc);
 create index todos_owner_status on todos (owner, status);
 
 alter table todos enable row level security;

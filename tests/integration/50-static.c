@@ -67,6 +67,14 @@ TEST(spa_history_fallback)
     CHECK(tc_get(srv.port, "/missing.js", NULL, &res) == 0);
     CHECK_INT(res.status, 404);
     tc_response_free(&res);
+    /* a page that shares its path with an API route of another method (POST /fx/echo) */
+    CHECK(tc_get(srv.port, "/fx/echo", "Accept: text/html\r\n", &res) == 0);
+    CHECK_INT(res.status, 200);
+    CHECK(strstr(res.body, "<title>spa</title>") != NULL);
+    tc_response_free(&res);
+    CHECK(tc_get(srv.port, "/fx/echo", "Accept: application/json\r\n", &res) == 0);
+    CHECK_INT(res.status, 405);
+    tc_response_free(&res);
     /* routes still win over files and the fallback */
     CHECK(tc_get(srv.port, "/examples/hello", "Accept: text/html\r\n", &res) == 0);
     CHECK_STR(res.body, "{\"hello\":\"world\"}");
