@@ -1,29 +1,46 @@
 /*
- * pwhash.c - argon2id on a thread pool, completions back on the loop through an eventfd.
+ * pwhash.c - argon2id in a hasher process of the worker, driven from the loop over a socketpair.
  *
- * A request lives on two lists. On the loop side, `pending` (loop only) holds every request from
- * its acceptance to its callback or cancel: its length is the queue bound, and the per-client
- * counts are found by walking it (it is at most queue_size long). On the pool side, under the
- * mutex, a request is first on `queue`, then on no list while a thread hashes it, then on `done`
- * until the loop picks it up; `state` says which. A thread writes the eventfd when it puts a job
- * on an empty done list; the loop reads the eventfd, then takes the whole done list.
+ * Why a process and not threads of the worker: libsodium maps a hash's memory with
+ * mmap(MAP_POPULATE) and unmaps it at the end, 64 MiB each time at the interactive limits (~26 ms
+ * of page zeroing on the 2-core machine). Both hold the address space's lock (mmap_lock), which
+ * every mmap, munmap, brk and mprotect of the loop's thread (a large body, a coroutine stack)
+ * needs too, and which bookworm's kernel (6.1, before per-VMA locks) also takes for page faults:
+ * measured, threads in the worker made such loop iterations wait 30 to 56 ms. A process of its own
+ * has its own address space, and is also the OOM killer's first victim (oom_score_adj 1000) rather
+ * than the worker.
  *
- * A thread takes the head of the queue only when its memory cost fits in what the budget has left
- * (strict FIFO: a big stored hash is not overtaken forever by small ones).
+ * The hasher is forked at setup, keeps only its end of an AF_UNIX SOCK_SEQPACKET socketpair (fd 3),
+ * and runs `threads` threads that each receive one request message, hash, and send one reply.
+ * It has no queue: the worker sends a request only when a thread is free for it and its memory
+ * cost fits in the budget, and keeps the rest on its own queue (strict FIFO, so a big stored hash
+ * is not overtaken forever). So a queued request is still the worker's to cancel, the password
+ * crosses to the hasher only when a thread takes it, and the hasher needs no lock at all.
  *
- * Cancel: a queued request is unlinked and freed at once; a running or done one is only marked,
- * and freed when the loop picks it up. A request is freed before its callback runs (what the
- * callback needs is copied to the stack), so nothing refers to it once user code runs: a callback
- * may cancel others, start new requests, or shut the pool down.
+ * On the loop side a request is on `pending` from its acceptance to its callback or cancel (the
+ * queue bound; per-client counts walk it, it is at most queue_size long), and on `queue` (not
+ * sent), `inflight` (sent) or a local list of completions being delivered. Nothing here is shared
+ * with another thread: the hasher is another process.
+ *
+ * A request is freed before its callback runs (what the callback needs is on the stack), so a
+ * callback may cancel others, start new requests, or shut the pool down.
+ *
+ * If the hasher dies (killed by the OOM killer, say), its requests in flight fail with
+ * SFF_EUNAVAILABLE and a new one is forked; one that dies within a second of its start is not
+ * replaced at once: the queue fails with SFF_EUNAVAILABLE, and new calls try again a second later.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <sodium.h>
 #include "sff.h"
@@ -36,9 +53,28 @@
 #define DEFAULT_BUDGET ((size_t)256 << 20)
 #define DEFAULT_NICE 10
 #define MAX_THREADS 64
+#define RESPAWN_MS 1000
+#define HASHER_FD 3
 
 enum { KIND_HASH, KIND_VERIFY, KIND_DUMMY };
-enum { STATE_QUEUED, STATE_RUNNING, STATE_DONE };
+enum { STATE_QUEUED, STATE_SENT, STATE_DONE };
+
+/* The messages, between two copies of the same program. */
+typedef struct {
+    uint64_t id;
+    uint32_t kind;
+    uint32_t len; /* password bytes after the header */
+    uint64_t opslimit, memlimit;
+    char str[crypto_pwhash_STRBYTES]; /* the hash to verify */
+} msg_req_t;
+
+typedef struct {
+    uint64_t id;
+    int32_t err;
+    int32_t match;
+    uint64_t work_us;
+    char str[crypto_pwhash_STRBYTES]; /* the new hash */
+} msg_rep_t;
 
 typedef union {
     sff_pwhash_cb hash;
@@ -46,134 +82,188 @@ typedef union {
 } cb_t;
 
 struct st_sff_pwhash_req_t {
-    h2o_linklist_t job;     /* queue or done (under the mutex) */
-    h2o_linklist_t pending; /* pool.pending (loop only) */
-    int kind;
-    int state;    /* under the mutex */
-    int canceled; /* loop only */
-    int has_client;
+    h2o_linklist_t pending; /* pool.pending, from acceptance to the callback or cancel */
+    h2o_linklist_t link;    /* pool.queue, pool.inflight, or a list of completions */
+    uint64_t id;
+    int kind, state, canceled, has_client;
     uint64_t client; /* keyed digest of who */
     size_t memory;   /* bytes the hash holds while it runs */
     cb_t cb;
     void *data;
-    /* the result, written by the thread before STATE_DONE */
-    int err;
-    int match;
-    char str[crypto_pwhash_STRBYTES]; /* the hash to verify, or the new hash */
+    int err, match;
+    char str[crypto_pwhash_STRBYTES]; /* the hash to verify, then the new hash */
     size_t len;
-    char password[]; /* len bytes, wiped after use */
+    char password[]; /* len bytes, wiped once sent */
 };
 
 static struct {
     int up;
-    uint64_t gen; /* bumped by every shutdown: a batch of completions stops when it changes */
+    uint64_t gen; /* bumped by every shutdown: a delivery stops when it changes */
+    h2o_loop_t *loop;
     /* configuration */
     unsigned long long opslimit;
-    size_t memlimit, budget, queue_size, per_client;
+    size_t memlimit, budget, queue_size, per_client, threads;
     int nice;
     uint64_t max_work; /* opslimit x memlimit x SFF_PWHASH_MAX_WORK */
     char dummy[crypto_pwhash_STRBYTES];
     unsigned char client_key[crypto_shorthash_KEYBYTES];
-    /* loop side */
-    h2o_linklist_t pending;
-    size_t npending;
-    int efd;
-    h2o_socket_t *efd_sock;
-    /* pool side, under the mutex (never destroyed: sff_pwhash_stats() may run at any time) */
-    pthread_mutex_t mutex;
-    pthread_cond_t cond; /* a job queued, memory released, or stop */
-    h2o_linklist_t queue, done;
-    int stop;
-    size_t memory;
-    pthread_t threads[MAX_THREADS];
-    size_t nthreads;
-    /* queued, running, memory, memory_peak, completed, work_us: under the mutex; the others: loop only */
+    /* requests */
+    h2o_linklist_t pending, queue, inflight;
+    size_t npending, nqueued, ninflight, memory;
+    uint64_t next_id;
+    /* the hasher */
+    pid_t pid;
+    int fd;
+    h2o_socket_t *sock; /* NULL while there is no hasher */
+    uint64_t spawned_ms;
     sff_pwhash_stats_t stats;
-} pool = {.efd = -1, .mutex = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+} pool = {.fd = -1};
 
-/* ---- the threads --------------------------------------------------------------------------------- */
+/* ---- the hasher process -------------------------------------------------------------------------- */
 
 static int map_errno(int e)
 {
     return e == ENOMEM ? SFF_ENOMEM : SFF_EINTERNAL;
 }
 
-static void work(sff_pwhash_req_t *req, unsigned long long opslimit, size_t memlimit)
-{
-    errno = 0;
-    if (req->kind == KIND_HASH) {
-        if (crypto_pwhash_str_alg(req->str, req->password, req->len, opslimit, memlimit, crypto_pwhash_ALG_ARGON2ID13) != 0)
-            req->err = map_errno(errno);
-    } else if (crypto_pwhash_str_verify(req->str, req->password, req->len) == 0) {
-        req->match = req->kind == KIND_VERIFY; /* the dummy never matches (its tag is random anyway) */
-    } else if (errno != EINVAL) {
-        req->err = map_errno(errno); /* libsodium sets EINVAL for a mismatch only */
-    }
-    sodium_memzero(req->password, req->len);
-}
-
-static void *thread_main(void *arg)
+static void *hasher_thread(void *arg)
 {
     (void)arg;
-    if (pool.nice > 0) {
-        /* per thread on Linux: the loop keeps its priority */
-        id_t tid = (id_t)gettid();
-        errno = 0;
-        int cur = getpriority(PRIO_PROCESS, tid);
-        if (errno == 0)
-            setpriority(PRIO_PROCESS, tid, cur + pool.nice);
-    }
-    unsigned long long opslimit = pool.opslimit; /* set before the threads start, never changed */
-    size_t memlimit = pool.memlimit;
-    pthread_mutex_lock(&pool.mutex);
+    struct {
+        msg_req_t h;
+        char password[SFF_PWHASH_MAX_PASSWORD];
+    } in;
     for (;;) {
-        sff_pwhash_req_t *req = NULL;
-        while (!pool.stop) {
-            if (!h2o_linklist_is_empty(&pool.queue)) {
-                req = H2O_STRUCT_FROM_MEMBER(sff_pwhash_req_t, job, pool.queue.next);
-                if (pool.memory + req->memory <= pool.budget)
-                    break;
-                req = NULL;
-            }
-            pthread_cond_wait(&pool.cond, &pool.mutex);
-        }
-        if (pool.stop)
-            break;
-        h2o_linklist_unlink(&req->job);
-        req->state = STATE_RUNNING;
-        pool.memory += req->memory;
-        pool.stats.queued--;
-        pool.stats.running++;
-        pool.stats.memory = pool.memory;
-        if (pool.memory > pool.stats.memory_peak)
-            pool.stats.memory_peak = pool.memory;
-        pthread_mutex_unlock(&pool.mutex);
-
+        ssize_t n = recv(HASHER_FD, &in, sizeof(in), 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            _exit(0); /* the worker closed its end, or is gone */
+        msg_rep_t rep = {.id = in.h.id};
         uint64_t t0 = sff_now_us();
-        work(req, opslimit, memlimit);
-        uint64_t us = sff_now_us() - t0;
-
-        pthread_mutex_lock(&pool.mutex);
-        pool.memory -= req->memory;
-        pool.stats.memory = pool.memory;
-        pool.stats.running--;
-        pool.stats.completed++;
-        pool.stats.work_us += us;
-        req->state = STATE_DONE;
-        int was_empty = h2o_linklist_is_empty(&pool.done);
-        h2o_linklist_insert(&pool.done, &req->job);
-        if (was_empty) {
-            uint64_t one = 1;
-            ssize_t r = write(pool.efd, &one, sizeof(one));
-            (void)r; /* cannot fail: the loop resets the counter every time it wakes */
+        in.h.str[sizeof(in.h.str) - 1] = '\0';
+        errno = 0;
+        if ((size_t)n < sizeof(in.h) || (size_t)n - sizeof(in.h) != in.h.len) {
+            rep.err = SFF_EINTERNAL;
+        } else if (in.h.kind == KIND_HASH) {
+            if (crypto_pwhash_str_alg(rep.str, in.password, in.h.len, in.h.opslimit, (size_t)in.h.memlimit,
+                                      crypto_pwhash_ALG_ARGON2ID13) != 0)
+                rep.err = map_errno(errno);
+        } else if (crypto_pwhash_str_verify(in.h.str, in.password, in.h.len) == 0) {
+            rep.match = in.h.kind == KIND_VERIFY; /* the dummy never matches (its tag is random anyway) */
+        } else if (errno != EINVAL) {
+            rep.err = map_errno(errno); /* libsodium sets EINVAL for a mismatch only */
         }
-        pthread_cond_broadcast(&pool.cond); /* memory was released: a thread waiting on the budget may go */
+        sodium_memzero(in.password, sizeof(in.password));
+        rep.work_us = sff_now_us() - t0;
+        while (send(HASHER_FD, &rep, sizeof(rep), MSG_NOSIGNAL) < 0) {
+            if (errno != EINTR)
+                _exit(0);
+        }
     }
-    pthread_mutex_unlock(&pool.mutex);
     return NULL;
 }
 
-/* ---- the loop side ------------------------------------------------------------------------------- */
+/* The child's life: never returns. */
+__attribute__((noreturn)) static void hasher_main(int fd, pid_t parent, size_t threads, int nice)
+{
+    /* gone with the worker, even when it is killed */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent)
+        _exit(0);
+    prctl(PR_SET_NAME, "sff-pwhash");
+    /* the worker's signals are for the worker (a terminal's ^C reaches the whole group): the hasher
+     * ends when its socket closes */
+    static const int ignored[] = {SIGHUP, SIGINT, SIGTERM, SIGQUIT, SIGPIPE, SIGUSR1, SIGUSR2};
+    for (size_t i = 0; i < sizeof(ignored) / sizeof(ignored[0]); i++)
+        signal(ignored[i], SIG_IGN); /* also discards any of them already pending */
+    sigset_t none;
+    sigemptyset(&none);
+    pthread_sigmask(SIG_SETMASK, &none, NULL);
+    /* keep nothing of the worker's: its listeners above all (a kept copy would hold a socket open) */
+    if (fd != HASHER_FD && dup2(fd, HASHER_FD) != HASHER_FD)
+        _exit(1);
+    if (close_range(HASHER_FD + 1, ~0U, 0) != 0) {
+        long max = sysconf(_SC_OPEN_MAX);
+        for (int i = HASHER_FD + 1; i < (max > 0 && max < 65536 ? max : 65536); i++)
+            close(i);
+    }
+    if (fd < HASHER_FD)
+        close(fd); /* a worker without a standard stream got its number: the socket is 3 now */
+    int oom = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+    if (oom >= 0) {
+        ssize_t r = write(oom, "1000", 4);
+        (void)r;
+        close(oom);
+    }
+    if (nice > 0) {
+        errno = 0;
+        int cur = getpriority(PRIO_PROCESS, 0);
+        if (errno == 0)
+            setpriority(PRIO_PROCESS, 0, cur + nice); /* the threads made below inherit it */
+    }
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    for (size_t i = 1; i < threads; i++) {
+        pthread_t t;
+        pthread_create(&t, &attr, hasher_thread, NULL); /* fewer threads only make it slower */
+    }
+    pthread_attr_destroy(&attr);
+    hasher_thread(NULL);
+    _exit(0);
+}
+
+/* ---- the worker's side --------------------------------------------------------------------------- */
+
+static void on_reply(h2o_socket_t *sock, const char *err);
+
+static int spawn(void)
+{
+    int sv[2];
+    pool.spawned_ms = sff_now_ms();
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
+        return -1;
+    /* the child starts with every signal blocked, until it has chosen what to do with them */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pid_t parent = getpid(), pid = fork();
+    if (pid == 0) {
+        close(sv[0]); /* the worker's end: the hasher must see end of file when the worker closes it */
+        hasher_main(sv[1], parent, pool.threads, pool.nice);
+    }
+    int e = errno;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    close(sv[1]);
+    if (pid < 0) {
+        close(sv[0]);
+        errno = e;
+        return -1;
+    }
+    pool.pid = pid;
+    pool.fd = sv[0];
+    pool.sock = h2o_evloop_socket_create(pool.loop, sv[0], H2O_SOCKET_FLAG_DONT_READ);
+    h2o_socket_read_start(pool.sock, on_reply);
+    return 0;
+}
+
+/* Ends the hasher at once: a hash in progress is of no use to anyone any more. */
+static void stop_hasher(void)
+{
+    if (pool.sock != NULL) {
+        h2o_socket_read_stop(pool.sock);
+        h2o_socket_close(pool.sock); /* closes fd */
+        pool.sock = NULL;
+        pool.fd = -1;
+    }
+    if (pool.pid > 0) {
+        kill(pool.pid, SIGKILL);
+        while (waitpid(pool.pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+        pool.pid = 0;
+    }
+}
 
 static void free_req(sff_pwhash_req_t *req)
 {
@@ -181,7 +271,67 @@ static void free_req(sff_pwhash_req_t *req)
     free(req);
 }
 
-/* Ends a request the pool is done with: unlinks it, frees it, then calls its callback. */
+/* Sends queued requests while a thread is free and the budget allows. Never calls a callback: a
+ * failed send leaves the request queued, and a dead hasher is found by on_reply. */
+static void dispatch(void)
+{
+    while (pool.sock != NULL && !h2o_linklist_is_empty(&pool.queue) && pool.ninflight < pool.threads) {
+        sff_pwhash_req_t *req = H2O_STRUCT_FROM_MEMBER(sff_pwhash_req_t, link, pool.queue.next);
+        if (pool.memory + req->memory > pool.budget)
+            break;
+        msg_req_t h = {.id = req->id,
+                       .kind = (uint32_t)req->kind,
+                       .len = (uint32_t)req->len,
+                       .opslimit = pool.opslimit,
+                       .memlimit = pool.memlimit};
+        memcpy(h.str, req->str, sizeof(h.str));
+        struct iovec iov[2] = {{&h, sizeof(h)}, {req->password, req->len}};
+        struct msghdr msg = {.msg_iov = iov, .msg_iovlen = req->len != 0 ? 2 : 1};
+        ssize_t n;
+        while ((n = sendmsg(pool.fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL)) < 0 && errno == EINTR)
+            ;
+        if (n < 0)
+            break;
+        sodium_memzero(req->password, req->len);
+        h2o_linklist_unlink(&req->link);
+        h2o_linklist_insert(&pool.inflight, &req->link);
+        req->state = STATE_SENT;
+        pool.nqueued--;
+        pool.ninflight++;
+        pool.memory += req->memory;
+        if (pool.memory > pool.stats.memory_peak)
+            pool.stats.memory_peak = pool.memory;
+    }
+}
+
+/* Moves every request in flight, and the queue too when no hasher could be started, to done with
+ * SFF_EUNAVAILABLE; starts a new hasher unless the last one died young. */
+static void hasher_died(h2o_linklist_t *done)
+{
+    while (!h2o_linklist_is_empty(&pool.inflight)) {
+        sff_pwhash_req_t *req = H2O_STRUCT_FROM_MEMBER(sff_pwhash_req_t, link, pool.inflight.next);
+        h2o_linklist_unlink(&req->link);
+        req->state = STATE_DONE;
+        req->err = SFF_EUNAVAILABLE;
+        h2o_linklist_insert(done, &req->link);
+    }
+    pool.ninflight = 0;
+    pool.memory = 0;
+    stop_hasher();
+    pool.stats.restarts++;
+    if (sff_now_ms() - pool.spawned_ms >= RESPAWN_MS && spawn() == 0)
+        return;
+    while (!h2o_linklist_is_empty(&pool.queue)) {
+        sff_pwhash_req_t *req = H2O_STRUCT_FROM_MEMBER(sff_pwhash_req_t, link, pool.queue.next);
+        h2o_linklist_unlink(&req->link);
+        req->state = STATE_DONE;
+        req->err = SFF_EUNAVAILABLE;
+        h2o_linklist_insert(done, &req->link);
+    }
+    pool.nqueued = 0;
+}
+
+/* Ends a request: unlinks it, frees it, then calls its callback. */
 static void deliver(sff_pwhash_req_t *req)
 {
     h2o_linklist_unlink(&req->pending);
@@ -203,27 +353,57 @@ static void deliver(sff_pwhash_req_t *req)
         cb.verify(data, err, err == 0 && match);
 }
 
-static void on_eventfd(h2o_socket_t *sock, const char *err)
+static void on_reply(h2o_socket_t *sock, const char *err)
 {
     (void)sock;
-    if (err != NULL || !pool.up)
-        return;
-    uint64_t n;
-    ssize_t r = read(pool.efd, &n, sizeof(n));
-    (void)r;
-    /* this batch only: what completes meanwhile wakes the loop again */
-    h2o_linklist_t batch;
-    h2o_linklist_init_anchor(&batch);
-    pthread_mutex_lock(&pool.mutex);
-    h2o_linklist_insert_list(&batch, &pool.done);
-    pthread_mutex_unlock(&pool.mutex);
+    h2o_linklist_t done;
+    h2o_linklist_init_anchor(&done);
+    int dead = err != NULL;
+    while (!dead) {
+        msg_rep_t rep;
+        ssize_t n = recv(pool.fd, &rep, sizeof(rep), MSG_DONTWAIT);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            break;
+        if (n != (ssize_t)sizeof(rep)) {
+            dead = 1; /* end of file, an error, or a message that is not ours */
+            break;
+        }
+        sff_pwhash_req_t *req = NULL;
+        for (h2o_linklist_t *l = pool.inflight.next; l != &pool.inflight; l = l->next) {
+            sff_pwhash_req_t *r = H2O_STRUCT_FROM_MEMBER(sff_pwhash_req_t, link, l);
+            if (r->id == rep.id) {
+                req = r;
+                break;
+            }
+        }
+        if (req == NULL)
+            continue;
+        h2o_linklist_unlink(&req->link);
+        pool.ninflight--;
+        pool.memory -= req->memory;
+        pool.stats.completed++;
+        pool.stats.work_us += rep.work_us;
+        req->state = STATE_DONE;
+        req->err = rep.err;
+        req->match = rep.match;
+        if (req->kind == KIND_HASH) {
+            memcpy(req->str, rep.str, sizeof(req->str));
+            req->str[sizeof(req->str) - 1] = '\0';
+        }
+        h2o_linklist_insert(&done, &req->link);
+    }
+    if (dead)
+        hasher_died(&done);
+    dispatch();
     uint64_t gen = pool.gen;
-    while (!h2o_linklist_is_empty(&batch)) {
-        sff_pwhash_req_t *req = H2O_STRUCT_FROM_MEMBER(sff_pwhash_req_t, job, batch.next);
-        h2o_linklist_unlink(&req->job);
+    while (!h2o_linklist_is_empty(&done)) {
+        sff_pwhash_req_t *req = H2O_STRUCT_FROM_MEMBER(sff_pwhash_req_t, link, done.next);
+        h2o_linklist_unlink(&req->link);
         deliver(req);
         if (pool.gen != gen)
-            return; /* a callback shut the pool down: it freed the rest of the batch */
+            return; /* a callback shut the pool down: it freed the rest */
     }
 }
 
@@ -288,8 +468,8 @@ static int cost_of(const char *s, uint64_t *memory, uint64_t *work)
     return 0;
 }
 
-static int submit(int kind, const void *who, size_t wholen, const char *hash_str, const char *password, size_t len,
-                  void (*cb)(void), void *data, sff_pwhash_req_t **out)
+static int submit(int kind, const void *who, size_t wholen, const char *hash_str, const char *password, size_t len, cb_t cb,
+                  void *data, sff_pwhash_req_t **out)
 {
     if (!pool.up)
         return SFF_ENOTREADY;
@@ -320,17 +500,18 @@ static int submit(int kind, const void *who, size_t wholen, const char *hash_str
             return SFF_ERATELIMIT;
         }
     }
+    if (pool.sock == NULL && (sff_now_ms() - pool.spawned_ms < RESPAWN_MS || spawn() != 0))
+        return SFF_EUNAVAILABLE;
     sff_pwhash_req_t *req = calloc(1, offsetof(sff_pwhash_req_t, password) + (len != 0 ? len : 1));
     if (req == NULL)
         return SFF_ENOMEM;
+    req->id = ++pool.next_id;
     req->kind = kind;
+    req->state = STATE_QUEUED;
     req->has_client = has_client;
     req->client = client;
     req->memory = (size_t)memory;
-    if (kind == KIND_HASH)
-        req->cb.hash = (sff_pwhash_cb)cb;
-    else
-        req->cb.verify = (sff_pwhash_verify_cb)cb;
+    req->cb = cb;
     req->data = data;
     if (kind == KIND_VERIFY)
         strcpy(req->str, hash_str);
@@ -341,12 +522,9 @@ static int submit(int kind, const void *who, size_t wholen, const char *hash_str
         memcpy(req->password, password, len);
     h2o_linklist_insert(&pool.pending, &req->pending);
     pool.npending++;
-    pthread_mutex_lock(&pool.mutex);
-    req->state = STATE_QUEUED;
-    h2o_linklist_insert(&pool.queue, &req->job);
-    pool.stats.queued++;
-    pthread_cond_signal(&pool.cond);
-    pthread_mutex_unlock(&pool.mutex);
+    h2o_linklist_insert(&pool.queue, &req->link);
+    pool.nqueued++;
+    dispatch();
     if (out != NULL)
         *out = req;
     return 0;
@@ -355,13 +533,13 @@ static int submit(int kind, const void *who, size_t wholen, const char *hash_str
 int sff_pwhash_hash_as(const void *who, size_t wholen, const char *password, size_t len, sff_pwhash_cb cb, void *data,
                        sff_pwhash_req_t **req)
 {
-    return submit(KIND_HASH, who, wholen, NULL, password, len, (void (*)(void))cb, data, req);
+    return submit(KIND_HASH, who, wholen, NULL, password, len, (cb_t){.hash = cb}, data, req);
 }
 
 int sff_pwhash_verify_as(const void *who, size_t wholen, const char *hash_str, const char *password, size_t len,
                          sff_pwhash_verify_cb cb, void *data, sff_pwhash_req_t **req)
 {
-    return submit(hash_str != NULL ? KIND_VERIFY : KIND_DUMMY, who, wholen, hash_str, password, len, (void (*)(void))cb, data,
+    return submit(hash_str != NULL ? KIND_VERIFY : KIND_DUMMY, who, wholen, hash_str, password, len, (cb_t){.verify = cb}, data,
                   req);
 }
 
@@ -381,38 +559,39 @@ void sff_pwhash_cancel(sff_pwhash_req_t *req)
     if (req == NULL || req->canceled)
         return;
     pool.stats.canceled++;
-    pthread_mutex_lock(&pool.mutex);
     if (req->state == STATE_QUEUED) {
-        h2o_linklist_unlink(&req->job);
-        pool.stats.queued--;
-        pthread_mutex_unlock(&pool.mutex);
+        h2o_linklist_unlink(&req->link);
+        pool.nqueued--;
         h2o_linklist_unlink(&req->pending);
         pool.npending--;
         free_req(req);
         return;
     }
-    pthread_mutex_unlock(&pool.mutex);
-    req->canceled = 1; /* running or done: freed when the loop picks it up */
+    req->canceled = 1; /* sent or done: freed when its reply is picked up */
 }
 
 sff_pwhash_stats_t sff_pwhash_stats(void)
 {
-    sff_pwhash_stats_t s;
-    pthread_mutex_lock(&pool.mutex);
-    s = pool.stats;
-    pthread_mutex_unlock(&pool.mutex);
+    sff_pwhash_stats_t s = pool.stats;
     s.pending = pool.npending;
+    s.queued = pool.nqueued;
+    s.running = pool.ninflight;
+    s.memory = pool.memory;
     return s;
 }
 
 uint32_t sff_pwhash_retry_after_s(void)
 {
-    sff_pwhash_stats_t s = sff_pwhash_stats();
-    /* the mean hash so far, or a guess from the interactive limits' ~70 ms on a 2020s core */
-    uint64_t mean_us = s.completed != 0 ? s.work_us / s.completed : 100000;
-    uint64_t nthreads = pool.nthreads != 0 ? pool.nthreads : 1;
-    uint64_t s_ = (s.pending * mean_us / nthreads + 999999) / 1000000;
-    return s_ < 1 ? 1 : s_ > 3600 ? 3600 : (uint32_t)s_;
+    /* the mean hash so far, or a guess from the interactive limits' ~80 ms here */
+    uint64_t mean_us = pool.stats.completed != 0 ? pool.stats.work_us / pool.stats.completed : 100000;
+    uint64_t threads = pool.threads != 0 ? pool.threads : 1;
+    uint64_t s = ((uint64_t)pool.npending * mean_us / threads + 999999) / 1000000;
+    return s < 1 ? 1 : s > 3600 ? 3600 : (uint32_t)s;
+}
+
+int sff_pwhash_pid(void)
+{
+    return (int)pool.pid;
 }
 
 /* ---- setup and shutdown -------------------------------------------------------------------------- */
@@ -466,7 +645,8 @@ int sff_pwhash_setup(h2o_loop_t *loop, const sff_pwhash_config_t *config, char *
         snprintf(err, errlen, "password hashing: memlimit %zu is over the memory budget %zu", memlimit, budget);
         return SFF_EBADREQ;
     }
-
+    pool.loop = loop;
+    pool.threads = threads;
     pool.opslimit = opslimit;
     pool.memlimit = memlimit;
     pool.budget = budget;
@@ -482,33 +662,13 @@ int sff_pwhash_setup(h2o_loop_t *loop, const sff_pwhash_config_t *config, char *
     memset(&pool.stats, 0, sizeof(pool.stats));
     h2o_linklist_init_anchor(&pool.pending);
     h2o_linklist_init_anchor(&pool.queue);
-    h2o_linklist_init_anchor(&pool.done);
-    pool.npending = 0;
-    pool.memory = 0;
-    pool.stop = 0;
-    pool.nthreads = 0;
-    if ((pool.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
-        snprintf(err, errlen, "password hashing: eventfd: %s", strerror(errno));
+    h2o_linklist_init_anchor(&pool.inflight);
+    pool.npending = pool.nqueued = pool.ninflight = pool.memory = 0;
+    if (spawn() != 0) {
+        snprintf(err, errlen, "password hashing: cannot start the hasher process: %s", strerror(errno));
         return SFF_EUNAVAILABLE;
     }
-    pool.efd_sock = h2o_evloop_socket_create(loop, pool.efd, H2O_SOCKET_FLAG_DONT_READ);
-    h2o_socket_read_start(pool.efd_sock, on_eventfd);
     pool.up = 1;
-    /* the threads take no signal: the worker's are read from a signalfd on the loop's thread, and a
-     * thread with SIGTERM unblocked would get it, with its default action (exit) */
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    for (; pool.nthreads < threads; pool.nthreads++) {
-        if (pthread_create(&pool.threads[pool.nthreads], NULL, thread_main, NULL) != 0)
-            break;
-    }
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (pool.nthreads < threads) {
-        snprintf(err, errlen, "password hashing: cannot start the threads");
-        sff_pwhash_shutdown();
-        return SFF_EUNAVAILABLE;
-    }
     return 0;
 }
 
@@ -518,14 +678,8 @@ void sff_pwhash_shutdown(void)
         return;
     pool.up = 0;
     pool.gen++;
-    pthread_mutex_lock(&pool.mutex);
-    pool.stop = 1;
-    pthread_cond_broadcast(&pool.cond);
-    pthread_mutex_unlock(&pool.mutex);
-    for (size_t i = 0; i < pool.nthreads; i++)
-        pthread_join(pool.threads[i], NULL); /* a running hash ends first */
-    pool.nthreads = 0;
-    /* every request is on the pending list, whatever its pool-side state */
+    stop_hasher();
+    /* every request is on the pending list, wherever else it is */
     while (!h2o_linklist_is_empty(&pool.pending)) {
         sff_pwhash_req_t *req = H2O_STRUCT_FROM_MEMBER(sff_pwhash_req_t, pending, pool.pending.next);
         h2o_linklist_unlink(&req->pending);
@@ -533,13 +687,8 @@ void sff_pwhash_shutdown(void)
             pool.stats.canceled++;
         free_req(req);
     }
-    pool.npending = 0;
     h2o_linklist_init_anchor(&pool.queue);
-    h2o_linklist_init_anchor(&pool.done);
-    pool.stats.queued = pool.stats.running = pool.stats.memory = 0;
-    h2o_socket_read_stop(pool.efd_sock);
-    h2o_socket_close(pool.efd_sock); /* closes efd */
-    pool.efd_sock = NULL;
-    pool.efd = -1;
+    h2o_linklist_init_anchor(&pool.inflight);
+    pool.npending = pool.nqueued = pool.ninflight = pool.memory = 0;
     sodium_memzero(pool.client_key, sizeof(pool.client_key));
 }

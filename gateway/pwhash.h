@@ -3,9 +3,11 @@
  *
  * A hash costs tens of milliseconds of CPU and, at libsodium's interactive limits, 64 MiB of
  * memory: on the loop it would stall every connection of the worker, and unbounded it would let a
- * flood of logins exhaust the machine's memory. So hashes run on `threads` threads per worker,
- * behind a bounded queue, and their completions come back to the loop through an eventfd (like
- * the file driver of objstore).
+ * flood of logins exhaust the machine's memory. So hashes run on `threads` threads behind a
+ * bounded queue, in a hasher process of the worker (forked by the setup, killed by the shutdown or
+ * when the worker dies): threads inside the worker would still stall its loop, through the address
+ * space's lock that libsodium's 64 MiB mmap/munmap hold (pwhash.c, docs/decisions/0061). Requests
+ * and results cross a socketpair the loop watches.
  *
  * The calls are callback-based, libuv-style:
  *  - A call returns 0 when it started, or a negative SFF_E* code; if it fails, its callback never
@@ -23,6 +25,7 @@
  *    Per worker process, in memory: the caller's own rate limit (sff_rate_limit, shared through
  *    Redis) remains the first line against credential stuffing.
  *  - SFF_ENOTREADY: not set up (or shut down).
+ *  - SFF_EUNAVAILABLE: the hasher died young and is not replaced yet (see below).
  *  - SFF_EINVALID: a password longer than SFF_PWHASH_MAX_PASSWORD bytes.
  *  - SFF_EINTERNAL: a stored hash that is not an argon2 string, or that would cost more memory
  *    than the whole budget or more than SFF_PWHASH_MAX_WORK times the configured cost (a corrupt
@@ -61,47 +64,53 @@ typedef struct st_sff_pwhash_config_t {
     size_t max_per_client;       /* of those, per client of the *_as forms (default 4) */
     unsigned long long opslimit; /* new hashes and the dummy (default crypto_pwhash_OPSLIMIT_INTERACTIVE) */
     size_t memlimit;             /* bytes, likewise (default crypto_pwhash_MEMLIMIT_INTERACTIVE, 64 MiB) */
-    size_t memory_budget;        /* bytes hashing at once in this process (default 256 MiB) */
-    int nice;                    /* added to the threads' nice value (default 10); negative: none */
+    size_t memory_budget;        /* bytes hashing at once in this worker's hasher (default 256 MiB) */
+    int nice;                    /* added to the hasher's nice value (default 10); negative: none */
 } sff_pwhash_config_t;
 
 /*
  * Threads: a hash is pure CPU, so more threads than cores only queue on the CPU and multiply the
  * memory in use. With SFF_WORKERS = cores (the default) one thread per worker already lets logins
- * use every core; the threads run at nice +10, so while the loops are busy they get the CPU first
+ * use every core; the hasher runs at nice +10, so while the loops are busy they get the CPU first
  * and logins wait (then overflow: 503/429) instead of HTTP traffic.
  *
  * Memory: a hash holds its memory cost (memlimit for a new hash, the m= of a stored one) from the
- * moment a thread takes it until it ends; a thread waits rather than take a hash that would put the
- * total over memory_budget. The budget is per process: with N workers the machine holds at most
- * N x memory_budget of hashing memory (the worker may pass a machine budget divided by N).
+ * moment it is handed to a thread until it ends; a request waits in the queue rather than put the
+ * total over memory_budget. The budget is per worker (its hasher): with N workers the machine
+ * holds at most N x memory_budget of hashing memory (the worker may pass a machine budget divided
+ * by N). The hasher's oom_score_adj is 1000: if memory runs out anyway, it goes before a worker.
+ *
+ * If the hasher dies, its requests in flight get SFF_EUNAVAILABLE and a new one is started (not
+ * at once if the last one lived less than a second: meanwhile calls get SFF_EUNAVAILABLE).
  */
 
 typedef struct st_sff_pwhash_stats_t {
     uint64_t pending;      /* accepted, not called back (gauge, <= queue_size) */
     uint64_t queued;       /* waiting for a thread (gauge) */
-    uint64_t running;      /* hashing now (gauge) */
+    uint64_t running;      /* handed to the hasher's threads (gauge, <= threads) */
     uint64_t memory;       /* bytes held by the running hashes (gauge, <= memory_budget) */
     uint64_t memory_peak;  /* highest memory since setup */
-    uint64_t completed;    /* hashes a thread finished, canceled ones included (counter) */
+    uint64_t completed;    /* hashes the hasher finished, canceled ones included (counter) */
     uint64_t rejected;     /* SFF_EOVERLOADED refusals (counter) */
     uint64_t rate_limited; /* SFF_ERATELIMIT refusals (counter) */
     uint64_t canceled;     /* requests canceled or dropped by shutdown (counter) */
     uint64_t work_us;      /* time the threads spent hashing (counter): work_us / completed = mean */
+    uint64_t restarts;     /* hashers that died (counter): each is replaced, at once or a second later */
 } sff_pwhash_stats_t;
 
 /*
- * Sets the pool up on loop (sodium_init() included). A zero field of config takes its default;
- * config may be NULL for all defaults. Returns 0, or a negative SFF_E* code with a message in err:
- * SFF_EBADREQ for a configuration that cannot work (limits out of libsodium's range, memlimit over
- * memory_budget), SFF_EINTERNAL when already set up or libsodium cannot start, SFF_EUNAVAILABLE
- * when the eventfd or a thread cannot be made.
+ * Sets the pool up on loop (sodium_init() included) and forks the hasher. A zero field of config
+ * takes its default; config may be NULL for all defaults. Returns 0, or a negative SFF_E* code with
+ * a message in err: SFF_EBADREQ for a configuration that cannot work (limits out of libsodium's
+ * range, memlimit over memory_budget), SFF_EINTERNAL when already set up or libsodium cannot
+ * start, SFF_EUNAVAILABLE when the hasher cannot be started.
  */
 int sff_pwhash_setup(h2o_loop_t *loop, const sff_pwhash_config_t *config, char *err, size_t errlen);
 /*
- * Stops the pool: queued requests are dropped, the running hashes are waited for (at most one hash
- * time), and no callback fires any more. Harmless when not set up. May be called from a callback.
- * h2o disposes of the eventfd's socket at the loop's next iteration (run it once more, or destroy it).
+ * Stops the pool: every request is dropped, no callback fires any more, and the hasher is killed
+ * (SIGKILL: its hashes in progress are of no use) and reaped. Harmless when not set up. May be
+ * called from a callback. h2o disposes of the socketpair's socket at the loop's next iteration (run
+ * it once more, or destroy the loop).
  */
 void sff_pwhash_shutdown(void);
 
@@ -126,8 +135,9 @@ int sff_pwhash_verify_as(const void *who, size_t wholen, const char *hash_str, c
 /* In all four, req may be NULL when the caller never cancels. */
 
 /*
- * Cancels a request whose callback has not started: the callback never fires. A hash already on a
- * thread cannot be interrupted; it runs to its end and its memory is freed then, on the loop.
+ * Cancels a request whose callback has not started: the callback never fires. A queued request is
+ * freed at once; one already handed to the hasher cannot be interrupted: it runs to its end there,
+ * and the request is freed when its result comes back.
  */
 void sff_pwhash_cancel(sff_pwhash_req_t *req);
 
@@ -135,5 +145,7 @@ void sff_pwhash_cancel(sff_pwhash_req_t *req);
 sff_pwhash_stats_t sff_pwhash_stats(void);
 /* Seconds until the queue has likely drained (>= 1), for Retry-After on a 503 or 429. */
 uint32_t sff_pwhash_retry_after_s(void);
+/* The hasher's process id, or 0 (for logs and tests). */
+int sff_pwhash_pid(void);
 
 #endif

@@ -1,4 +1,4 @@
-/* sdk_password.c - the SDK's password hashing (argon2id on the worker's hashing threads, see
+/* sdk_password.c - the SDK's password hashing (argon2id in the worker's hasher process, see
  * pwhash.h), as waits of the calling function. */
 #include <stdio.h>
 #include <string.h>
@@ -25,12 +25,13 @@ static void on_verify(void *data, int err, int match)
 /* A refusal of the hashing pool says when to come back. */
 static int refused(sff_req_t *r, int ret)
 {
-    if (ret == SFF_EOVERLOADED || ret == SFF_ERATELIMIT) {
+    if (ret == SFF_EOVERLOADED || ret == SFF_ERATELIMIT || ret == SFF_EUNAVAILABLE || ret == SFF_ENOTREADY) {
         char retry[16];
         snprintf(retry, sizeof(retry), "%u", sff_pwhash_retry_after_s());
         sff_call_api.set_header(r, "retry-after", retry);
-        return sff_call_set_error(r, ret, ret == SFF_ERATELIMIT ? "too many password checks from this client, retry later"
-                                                                : "the server is busy checking passwords, retry later");
+        return sff_call_set_error(r, ret == SFF_ENOTREADY ? SFF_EUNAVAILABLE : ret,
+                                  ret == SFF_ERATELIMIT ? "too many password checks from this client, retry later"
+                                                        : "password checks are unavailable or busy, retry later");
     }
     return ret;
 }

@@ -233,11 +233,9 @@ int sff_worker_main(const sff_config_t *config, int id)
             return EXIT_CONFIG;
         }
     }
-    if (sff_pwhash_setup(w->ctx.loop, NULL, err, sizeof(err)) != 0) {
-        sff_log_error("password hashing: %s", err);
-        sff_module_cleanup();
-        return EXIT_CONFIG;
-    }
+    /* forked now, while the worker has no other threads; without it password calls answer 503 */
+    if (sff_pwhash_setup(w->ctx.loop, NULL, err, sizeof(err)) != 0)
+        sff_log_error("password hashing is unavailable: %s", err);
     if (sff_backends_start(w, err, sizeof(err)) != 0) {
         sff_log_error("%s", err);
         sff_module_cleanup();
