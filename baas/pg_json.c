@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 #include <libpq-fe.h>
+#include "text.h"
 #include "pg.h"
 #include "sff.h"
 
@@ -181,17 +182,6 @@ static json_t *timestamp(const char *s, size_t len, int with_zone)
     return json_stringn(buf, n);
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* bytea_output hex ("\x0aff") -> base64 with padding. */
 static json_t *bytea(const char *s, size_t len)
 {
@@ -205,7 +195,7 @@ static json_t *bytea(const char *s, size_t len)
     if (bytes == NULL || out == NULL)
         goto Exit;
     for (size_t i = 0; i < nbytes; i++) {
-        int hi = hexval(s[2 + 2 * i]), lo = hexval(s[3 + 2 * i]);
+        int hi = sff_text_hexval(s[2 + 2 * i]), lo = sff_text_hexval(s[3 + 2 * i]);
         if (hi < 0 || lo < 0) {
             v = text(s, len);
             goto Exit;

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include "text.h"
 #include "sff.h"
 #include "redis.h"
 
@@ -23,17 +24,6 @@ static int fail(char *err, size_t errsize, const char *fmt, ...)
     return SFF_EBADREQ;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Percent-decodes s[0..len) into out (capacity size, NUL-terminated). Returns the decoded length,
  * -1 for a bad escape or a decoded NUL, -2 when it does not fit. */
 static long decode(const char *s, size_t len, char *out, size_t size)
@@ -45,7 +35,7 @@ static long decode(const char *s, size_t len, char *out, size_t size)
             int hi, lo;
             if (i + 2 >= len)
                 return -1;
-            if ((hi = hexval(s[i + 1])) < 0 || (lo = hexval(s[i + 2])) < 0)
+            if ((hi = sff_text_hexval(s[i + 1])) < 0 || (lo = sff_text_hexval(s[i + 2])) < 0)
                 return -1;
             c = (char)(hi * 16 + lo);
             if (c == '\0')

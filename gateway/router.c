@@ -1,6 +1,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "text.h"
 #include "router.h"
 
 /*
@@ -507,17 +508,6 @@ Found:
     return route->data;
 }
 
-static int hex_value(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Decodes the valid %XX escapes of buf in place, leaving malformed ones as they are; returns the new
  * length, which is shorter exactly when something was decoded. */
 static size_t decode_lenient(char *buf, size_t len)
@@ -525,8 +515,8 @@ static size_t decode_lenient(char *buf, size_t len)
     size_t r = 0, w = 0;
     while (r < len) {
         int hi, lo;
-        if (buf[r] == '%' && r + 2 < len && (hi = hex_value((unsigned char)buf[r + 1])) >= 0 &&
-            (lo = hex_value((unsigned char)buf[r + 2])) >= 0) {
+        if (buf[r] == '%' && r + 2 < len && (hi = sff_text_hexval((unsigned char)buf[r + 1])) >= 0 &&
+            (lo = sff_text_hexval((unsigned char)buf[r + 2])) >= 0) {
             buf[w++] = (char)(hi << 4 | lo);
             r += 3;
         } else {
@@ -614,7 +604,7 @@ static long decode(char *dst, const char *src, size_t len, int plus_is_space)
         char c = src[r];
         if (c == '%') {
             int hi, lo;
-            if (len - r < 3 || (hi = hex_value((unsigned char)src[r + 1])) < 0 || (lo = hex_value((unsigned char)src[r + 2])) < 0)
+            if (len - r < 3 || (hi = sff_text_hexval((unsigned char)src[r + 1])) < 0 || (lo = sff_text_hexval((unsigned char)src[r + 2])) < 0)
                 return -1;
             if ((c = (char)(hi << 4 | lo)) == '\0')
                 return -1;

@@ -33,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include "text.h"
 #include "jsonin.h"
 #include "schema.h"
 
@@ -288,17 +289,6 @@ static double floor_of(double d)
     return t > d ? t - 1 : t;
 }
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Pattern translation (ECMA-262 to POSIX ERE). */
 
 typedef struct st_range_t {
@@ -482,7 +472,7 @@ static int read_hex(translate_t *t, int n, unsigned *value)
     if (t->len - t->i < (size_t)n)
         return -1;
     for (int k = 0; k < n; k++) {
-        int h = hex_value(t->src[t->i + k]);
+        int h = sff_text_hexval(t->src[t->i + k]);
         if (h < 0)
             return -1;
         *value = *value << 4 | (unsigned)h;
@@ -1388,7 +1378,7 @@ static int is_uuid(const char *s, size_t len)
         if (i == 8 || i == 13 || i == 18 || i == 23) {
             if (s[i] != '-')
                 return 0;
-        } else if (hex_value(s[i]) < 0) {
+        } else if (sff_text_hexval(s[i]) < 0) {
             return 0;
         }
     }
