@@ -2,7 +2,18 @@
  * todolist - the reference app: a multi-user todo list with accounts, served as the clean /api/v1
  * (docs/todolist-api.md) and as the legacy contract of the Express backend it replaces.
  */
+#include <stdlib.h>
+#include <string.h>
 #include "todolist.h"
+
+int tl_cache_enabled = 1;
+
+static int init(void)
+{
+    const char *cache = getenv("TODOLIST_CACHE");
+    tl_cache_enabled = cache == NULL || strcmp(cache, "off") != 0;
+    return 0;
+}
 
 static const sff_route_t routes[] = {
     /* v1: accounts and sessions */
@@ -50,4 +61,4 @@ static const sff_route_t routes[] = {
     {.method = "GET", .path = "/api/users", .handler = tl_legacy_users, .auth = "role:admin", .summary = "Usernames (admins)"},
 };
 
-SFF_MODULE("todolist", routes, NULL, NULL);
+SFF_MODULE("todolist", routes, init, NULL);

@@ -19,6 +19,9 @@
     "id, username, name, email, signature, title, \"group\", country, address, phone, tags, avatar_key, role, created_at, "   \
     "updated_at"
 
+/* Nonzero unless the environment says TODOLIST_CACHE=off (for benchmarks of the uncached path). */
+extern int tl_cache_enabled;
+
 /* A JSON array of n parameters (const char *, NULL for SQL NULL). */
 sff_json_t *tl_params(sff_req_t *r, int n, ...);
 /* The caller's user id (the token's "sub"), as text. */

@@ -24,8 +24,8 @@ int tl_v1_todos_list(sff_req_t *r)
     /* the page is cached per user and query; any write of the user invalidates the tag */
     snprintf(key, sizeof(key), "todos:%s:v1:%s:%s:%s:%s", tl_uid(r), cursor ? cursor : "", status ? status : "", q ? q : "", lim);
     const char *tags[] = {tl_list_tag(r, tl_uid(r))};
-    sff_json_t *page;
-    int ret = sff_cache_get(r, key, tags, 1, &page);
+    sff_json_t *page = NULL;
+    int ret = tl_cache_enabled ? sff_cache_get(r, key, tags, 1, &page) : 0;
     if (ret != 0)
         return ret;
     if (page != NULL)
@@ -49,7 +49,8 @@ int tl_v1_todos_list(sff_req_t *r)
     } else {
         sff_json_set(page, "next_cursor", sff_json_null(r));
     }
-    sff_cache_set(r, key, tags, 1, page, TL_LIST_TTL_S);
+    if (tl_cache_enabled)
+        sff_cache_set(r, key, tags, 1, page, TL_LIST_TTL_S);
     return sff_respond(r, 200, page);
 }
 
@@ -235,13 +236,15 @@ int tl_legacy_rule_list(sff_req_t *r)
     snprintf(key, sizeof(key), "todos:%s:rule:%lld:%lld:%s:%s:%s", tl_uid(r), (long long)current, (long long)size,
              sorter ? sorter : "", name ? name : "", status ? status : "");
     const char *tags[] = {tl_list_tag(r, tl_uid(r))};
-    int ret = sff_cache_get(r, key, tags, 1, &page);
+    page = NULL;
+    int ret = tl_cache_enabled ? sff_cache_get(r, key, tags, 1, &page) : 0;
     if (ret != 0)
         return ret;
     if (page == NULL) {
         if ((ret = rule_page(r, current, size, sorter, name, status, &page)) != 0)
             return ret;
-        sff_cache_set(r, key, tags, 1, page, TL_LIST_TTL_S);
+        if (tl_cache_enabled)
+            sff_cache_set(r, key, tags, 1, page, TL_LIST_TTL_S);
     }
     return sff_respond(r, 200, page);
 }
