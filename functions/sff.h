@@ -81,8 +81,8 @@ typedef enum {
 } sff_errno_t;
 
 /* Opaque handles. */
-typedef struct st_sff_req_t sff_req_t;   /* one call of a function: valid for the handler's run */
-typedef struct st_sff_json_t sff_json_t; /* a JSON value owned by a request */
+typedef struct st_sff_req_t sff_req_t;       /* one call of a function: valid for the handler's run */
+typedef struct st_sff_json_t sff_json_t;     /* a JSON value owned by a request */
 typedef struct st_sff_future_t sff_future_t; /* a backend call in flight, owned by a request */
 
 /* A route's handler: set a response and return 0, or return a negative SFF_E* code. */
@@ -256,8 +256,8 @@ extern const sff_api_t *sff__api __attribute__((visibility("hidden")));
 #define SFF_MODULE(NAME, ROUTES, INIT, FINI)                                                                                       \
     const sff_api_t *sff__api __attribute__((visibility("hidden")));                                                               \
     __attribute__((visibility("default"))) const sff_module_t sff_module = {                                                       \
-        SFF_ABI_MAJOR, SFF_ABI_MINOR, (NAME), (ROUTES), sizeof(ROUTES) / sizeof((ROUTES)[0]), (INIT), (FINI), &sff__api,        \
-        sizeof(sff_route_t)}
+        SFF_ABI_MAJOR, SFF_ABI_MINOR, (NAME),    (ROUTES),           sizeof(ROUTES) / sizeof((ROUTES)[0]),                         \
+        (INIT),        (FINI),        &sff__api, sizeof(sff_route_t)}
 
 /* ---- the request ------------------------------------------------------------------------------ */
 

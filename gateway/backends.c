@@ -85,10 +85,8 @@ int sff_backends_start(sff_worker_t *w, char *err, size_t errlen)
         }
     }
     if (c->storage_url != NULL) {
-        sff_objstore_config_t sc = {.url = c->storage_url,
-                                    .access_key = c->s3_access_key,
-                                    .secret_key = c->s3_secret_key,
-                                    .max_upload = c->max_upload};
+        sff_objstore_config_t sc = {
+            .url = c->storage_url, .access_key = c->s3_access_key, .secret_key = c->s3_secret_key, .max_upload = c->max_upload};
         char msg[256];
         if (sff_objstore_create(w->ctx.loop, &sc, &w->backends.storage, msg, sizeof(msg)) != 0) {
             snprintf(err, errlen, "SFF_STORAGE_URL: %s", msg);
@@ -128,11 +126,13 @@ int sff_backends_ready(sff_worker_t *w, json_t *checks)
     if (w->backends.pg != NULL) {
         sff_pg_stats_t s;
         sff_pg_stats(w->backends.pg, &s);
-        json_object_set_new(checks, "postgres", json_pack("{s:b, s:I, s:I}", "ok", s.up > 0, "connections", (json_int_t)s.up,
-                                                          "size", (json_int_t)s.size));
+        json_object_set_new(
+            checks, "postgres",
+            json_pack("{s:b, s:I, s:I}", "ok", s.up > 0, "connections", (json_int_t)s.up, "size", (json_int_t)s.size));
         ok &= s.up > 0;
     }
     if (w->backends.storage != NULL)
-        json_object_set_new(checks, "storage", json_pack("{s:b, s:s}", "ok", 1, "driver", sff_objstore_driver(w->backends.storage)));
+        json_object_set_new(checks, "storage",
+                            json_pack("{s:b, s:s}", "ok", 1, "driver", sff_objstore_driver(w->backends.storage)));
     return ok;
 }

@@ -14,8 +14,8 @@
 struct st_sff_worker_t;
 
 typedef struct st_sff_backends_t {
-    sff_redis_t *redis; /* NULL without SFF_REDIS_URL */
-    sff_pg_pool_t *pg;  /* NULL without SFF_PG_URL */
+    sff_redis_t *redis;      /* NULL without SFF_REDIS_URL */
+    sff_pg_pool_t *pg;       /* NULL without SFF_PG_URL */
     sff_objstore_t *storage; /* NULL without SFF_STORAGE_URL */
 } sff_backends_t;
 

@@ -57,7 +57,7 @@ struct st_sff_req_t {
     const char *raw_in;                  /* the body of a raw_body route (copied into pool) */
     size_t raw_in_len;
     const char *raw_in_type;
-    char client_ip[48];                  /* the peer's address, for rate limits of anonymous calls */
+    char client_ip[48]; /* the peer's address, for rate limits of anonymous calls */
 
     /* waiting */
     int waiting;

@@ -40,17 +40,17 @@ typedef struct st_sff_config_t {
     size_t coro_stack;         /* SFF_CORO_STACK */
     int access_log;            /* SFF_ACCESS_LOG: 1 on (default), 0 off */
     /* backends (issue 3) */
-    char *pg_url;                      /* SFF_PG_URL: libpq URL or conninfo; NULL: no Postgres */
-    int pg_pool;                       /* SFF_PG_POOL: connections per worker */
-    uint32_t pg_statement_timeout_ms;  /* SFF_PG_STATEMENT_TIMEOUT_MS: server-side statement_timeout */
-    uint32_t pg_pipeline;              /* SFF_PG_PIPELINE: calls in flight per connection (1: no pipelining) */
-    char *redis_url;                   /* SFF_REDIS_URL; NULL: no Redis */
-    char *storage_url;                 /* SFF_STORAGE_URL: file:///path or s3://bucket?... */
-    char *s3_access_key;               /* SFF_S3_ACCESS_KEY */
-    char *s3_secret_key;               /* SFF_S3_SECRET_KEY */
-    size_t max_upload;                 /* SFF_MAX_UPLOAD */
-    int migrate;                       /* SFF_MIGRATE: 1 auto (at serve start), 0 off */
-    int rate_limit_fail_closed;        /* SFF_RATE_LIMIT_FAIL: 0 open (default), 1 closed while Redis is down */
+    char *pg_url;                     /* SFF_PG_URL: libpq URL or conninfo; NULL: no Postgres */
+    int pg_pool;                      /* SFF_PG_POOL: connections per worker */
+    uint32_t pg_statement_timeout_ms; /* SFF_PG_STATEMENT_TIMEOUT_MS: server-side statement_timeout */
+    uint32_t pg_pipeline;             /* SFF_PG_PIPELINE: calls in flight per connection (1: no pipelining) */
+    char *redis_url;                  /* SFF_REDIS_URL; NULL: no Redis */
+    char *storage_url;                /* SFF_STORAGE_URL: file:///path or s3://bucket?... */
+    char *s3_access_key;              /* SFF_S3_ACCESS_KEY */
+    char *s3_secret_key;              /* SFF_S3_SECRET_KEY */
+    size_t max_upload;                /* SFF_MAX_UPLOAD */
+    int migrate;                      /* SFF_MIGRATE: 1 auto (at serve start), 0 off */
+    int rate_limit_fail_closed;       /* SFF_RATE_LIMIT_FAIL: 0 open (default), 1 closed while Redis is down */
     /* HTTP/2 abuse budgets (per connection) */
     uint32_t h2_max_resets;   /* SFF_H2_MAX_RESETS: streams reset before their response, per 10 s */
     size_t max_header_bytes;  /* SFF_MAX_HEADER_BYTES: decoded request header bytes per request */

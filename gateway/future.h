@@ -16,17 +16,17 @@
 #include "sff.h"
 
 struct st_sff_future_t {
-    sff_req_t *root;      /* the call that owns it */
-    h2o_linklist_t link;  /* in the call's pending list while pending */
+    sff_req_t *root;     /* the call that owns it */
+    h2o_linklist_t link; /* in the call's pending list while pending */
     int pending;
     int awaited;
-    int result;           /* 0 or SFF_E*, once done */
-    json_t *value;        /* owned by the request once done */
-    char *error;          /* the backend's message (for logs, never for clients), or NULL */
-    void *handle;         /* the driver's request, to cancel */
+    int result;    /* 0 or SFF_E*, once done */
+    json_t *value; /* owned by the request once done */
+    char *error;   /* the backend's message (for logs, never for clients), or NULL */
+    void *handle;  /* the driver's request, to cancel */
     void (*cancel)(void *handle);
-    void *extra;          /* driver-specific data living in the request's pool */
-    const char *bytes;    /* the bytes a storage GET brought, freed with the request */
+    void *extra;       /* driver-specific data living in the request's pool */
+    const char *bytes; /* the bytes a storage GET brought, freed with the request */
     size_t nbytes;
 };
 

@@ -604,7 +604,8 @@ static long decode(char *dst, const char *src, size_t len, int plus_is_space)
         char c = src[r];
         if (c == '%') {
             int hi, lo;
-            if (len - r < 3 || (hi = sff_text_hexval((unsigned char)src[r + 1])) < 0 || (lo = sff_text_hexval((unsigned char)src[r + 2])) < 0)
+            if (len - r < 3 || (hi = sff_text_hexval((unsigned char)src[r + 1])) < 0 ||
+                (lo = sff_text_hexval((unsigned char)src[r + 2])) < 0)
                 return -1;
             if ((c = (char)(hi << 4 | lo)) == '\0')
                 return -1;

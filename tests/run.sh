@@ -54,6 +54,22 @@ for b in $builds; do
     fi
 done
 
+# The house style (.clang-format), on every C file in git.
+if [ "$what" = all ] || [ "$what" = format ]; then
+    if files=$(git ls-files '*.c' '*.h' 2>/dev/null) && [ -n "$files" ]; then
+        # shellcheck disable=SC2086
+        if clang-format --dry-run -Werror $files >"$log_dir/format.out" 2>&1; then
+            echo "ok   format"
+            passed=$((passed + 1))
+        else
+            echo "FAIL format (make format FIX=1 rewrites)"
+            grep -o '^[^:]*\.[ch]' "$log_dir/format.out" | sort -u | sed 's/^/    /'
+            failed=$((failed + 1))
+            failures="$failures format"
+        fi
+    fi
+fi
+
 # The web app in a real browser, once, on the first build.
 if [ "$what" = all ] || [ "$what" = e2e ]; then
     first=${builds%% *}

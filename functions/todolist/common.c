@@ -155,8 +155,7 @@ int tl_create_user(sff_req_t *r, const char *username, const char *password, con
     int ret = sff_password_hash(r, password, &hash);
     if (ret != 0)
         return ret;
-    ret = sff_db_one(r, row,
-                     "insert into users (username, password_hash, name) values ($1, $2, $3) returning " TL_USER_COLUMNS,
+    ret = sff_db_one(r, row, "insert into users (username, password_hash, name) values ($1, $2, $3) returning " TL_USER_COLUMNS,
                      tl_params(r, 3, username, hash, name != NULL ? name : username));
     if (ret == SFF_ECONFLICT)
         return sff_error(r, SFF_ECONFLICT, "the username \"%s\" is taken", username);

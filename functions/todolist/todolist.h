@@ -8,15 +8,15 @@
 
 #include "sff.h"
 
-#define TL_ACCESS_TTL_S 900                  /* access tokens: 15 minutes */
-#define TL_REFRESH_TTL_S (30 * 24 * 3600)    /* refresh tokens: 30 days */
-#define TL_LIST_TTL_S 300                    /* cached lists */
+#define TL_ACCESS_TTL_S 900               /* access tokens: 15 minutes */
+#define TL_REFRESH_TTL_S (30 * 24 * 3600) /* refresh tokens: 30 days */
+#define TL_LIST_TTL_S 300                 /* cached lists */
 
 /* The columns a todo is read with, in this order. */
 #define TL_TODO_COLUMNS "id, owner, name, \"desc\", status, progress, call_no, href, avatar, created_at, updated_at"
 /* The columns a user is read with. */
-#define TL_USER_COLUMNS                                                                                                         \
-    "id, username, name, email, signature, title, \"group\", country, address, phone, tags, avatar_key, role, created_at, "   \
+#define TL_USER_COLUMNS                                                                                                            \
+    "id, username, name, email, signature, title, \"group\", country, address, phone, tags, avatar_key, role, created_at, "        \
     "updated_at"
 
 /* Nonzero unless the environment says TODOLIST_CACHE=off (for benchmarks of the uncached path). */

@@ -44,7 +44,8 @@ int tl_v1_todos_list(sff_req_t *r)
     sff_json_set(page, "items", items);
     if ((int64_t)n > limit) {
         char next[32];
-        snprintf(next, sizeof(next), "%lld", (long long)sff_json_int_value(sff_json_get(sff_json_at(rows, (size_t)limit - 1), "id")));
+        snprintf(next, sizeof(next), "%lld",
+                 (long long)sff_json_int_value(sff_json_get(sff_json_at(rows, (size_t)limit - 1), "id")));
         sff_json_set(page, "next_cursor", sff_json_string(r, next));
     } else {
         sff_json_set(page, "next_cursor", sff_json_null(r));
@@ -127,8 +128,7 @@ int tl_v1_dashboard(sff_req_t *r)
                     "select count(*) filter (where status <> 2) as open, count(*) filter (where status = 2) as done "
                     "from todos where owner = $1::bigint",
                     tl_params(r, 1, tl_uid(r))),
-        sff_redis_send(r, 4, lrange, NULL),
-        sff_storage_send(r, SFF_STORAGE_HEAD, avatar, NULL, NULL, 0, 0)};
+        sff_redis_send(r, 4, lrange, NULL), sff_storage_send(r, SFF_STORAGE_HEAD, avatar, NULL, NULL, 0, 0)};
     int ret = sff_await_all(r, f, 3, 0); /* the avatar may well be missing: waited for below */
     if (ret != 0)
         return ret;
@@ -158,8 +158,14 @@ static const char *order_by(sff_req_t *r, const char *sorter)
 {
     static const struct {
         const char *field, *column;
-    } allowed[] = {{"key", "id"},       {"name", "name"},         {"desc", "\"desc\""},          {"status", "status"},
-                   {"progress", "progress"}, {"callNo", "call_no"}, {"updatedAt", "updated_at"}, {"createdAt", "created_at"}};
+    } allowed[] = {{"key", "id"},
+                   {"name", "name"},
+                   {"desc", "\"desc\""},
+                   {"status", "status"},
+                   {"progress", "progress"},
+                   {"callNo", "call_no"},
+                   {"updatedAt", "updated_at"},
+                   {"createdAt", "created_at"}};
     sff_json_t *s = sorter != NULL && *sorter != '\0' ? sff_json_parse(r, sorter, strlen(sorter)) : NULL;
     const char *field = sff_json_key_at(s, 0);
     const char *dir = sff_json_str(sff_json_value_at(s, 0));
@@ -185,11 +191,12 @@ static int rule_page(sff_req_t *r, int64_t current, int64_t page_size, const cha
     snprintf(off, sizeof(off), "%lld", (long long)((current - 1) * page_size));
     snprintf(lim, sizeof(lim), "%lld", (long long)page_size);
     /* status: "1" or "0,2" */
-    snprintf(sql, sizeof(sql),
-             "select " TL_TODO_COLUMNS " from todos where owner = $1::bigint "
-             "and ($2::text is null or strpos(lower(name), lower($2)) > 0) "
-             "and ($3::text is null or status = any (string_to_array($3, ',')::smallint[])) order by %s limit $4::int offset $5::int",
-             order_by(r, sorter));
+    snprintf(
+        sql, sizeof(sql),
+        "select " TL_TODO_COLUMNS " from todos where owner = $1::bigint "
+        "and ($2::text is null or strpos(lower(name), lower($2)) > 0) "
+        "and ($3::text is null or status = any (string_to_array($3, ',')::smallint[])) order by %s limit $4::int offset $5::int",
+        order_by(r, sorter));
     sff_json_t *rows, *count;
     sff_future_t *f[2] = {sff_db_send(r, SFF_DB_ROWS, sql, tl_params(r, 5, tl_uid(r), name, status, lim, off)),
                           sff_db_send(r, SFF_DB_ONE,
@@ -275,8 +282,8 @@ static int rule_update(sff_req_t *r, sff_json_t *in)
                          "update todos set name = coalesce($3, name), \"desc\" = coalesce($4, \"desc\"), "
                          "status = coalesce($5::smallint, status), updated_at = now() where id = $1::bigint and owner = $2::bigint "
                          "returning " TL_TODO_COLUMNS,
-                         tl_params(r, 5, key, tl_uid(r), sff_json_str(sff_json_get(in, "name")), sff_json_str(sff_json_get(in, "desc")),
-                                   status != NULL ? st : NULL));
+                         tl_params(r, 5, key, tl_uid(r), sff_json_str(sff_json_get(in, "name")),
+                                   sff_json_str(sff_json_get(in, "desc")), status != NULL ? st : NULL));
     if (ret != 0)
         return ret;
     if (row == NULL)
@@ -303,7 +310,9 @@ static int rule_delete(sff_req_t *r, sff_json_t *in)
     sff_json_t *p = sff_json_array(r);
     sff_json_append(p, sff_json_string(r, tl_uid(r)));
     sff_json_append(p, ids);
-    int ret = sff_db_exec(r, NULL, "delete from todos where owner = $1::bigint and id = any (array(select jsonb_array_elements_text($2::jsonb)::bigint))", p);
+    int ret = sff_db_exec(
+        r, NULL,
+        "delete from todos where owner = $1::bigint and id = any (array(select jsonb_array_elements_text($2::jsonb)::bigint))", p);
     if (ret != 0)
         return ret;
     tl_after_write(r, "deleted", NULL);

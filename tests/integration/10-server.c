@@ -359,8 +359,8 @@ TEST(cli)
     CHECK(tc_sh("SFF_JWT_SECRET=x '%s' token >/dev/null 2>&1", tc_build_path("sff")) == 2);
     CHECK(tc_sh("SFF_LISTEN=nonsense '%s' serve >/dev/null 2>&1", tc_build_path("sff")) == 78);
     /* a port another server listens on is refused, even though workers use SO_REUSEPORT */
-    CHECK(tc_sh("SFF_LISTEN=127.0.0.1:%d timeout 5 '%s' serve 2>&1 | grep -q 'in use by another process'", srv.port, tc_build_path("sff")) ==
-          0);
+    CHECK(tc_sh("SFF_LISTEN=127.0.0.1:%d timeout 5 '%s' serve 2>&1 | grep -q 'in use by another process'", srv.port,
+                tc_build_path("sff")) == 0);
     char *tok = tc_token("someone", "admin", 60);
     CHECK(tok != NULL && strchr(tok, '.') != NULL);
     free(tok);

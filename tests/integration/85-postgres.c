@@ -206,13 +206,14 @@ TEST(restarts_under_write_load_lose_no_acknowledged_write)
         CHECK(tc_pg_restart(&pg, m == 0 ? TC_PG_FAST : TC_PG_IMMEDIATE) == 0);
         tc_load_join(&load);
         int rows = atoi(sql1("select count(*) from notes where owner = 'bob'")) - atoi(before);
-        fprintf(stderr, "  restart -m %s under write load: %llu acknowledged, %llu failed (%llu 5xx, %llu no answer), %d rows written\n",
+        fprintf(stderr,
+                "  restart -m %s under write load: %llu acknowledged, %llu failed (%llu 5xx, %llu no answer), %d rows written\n",
                 modes[m], (unsigned long long)load.ok, (unsigned long long)load.failed, (unsigned long long)load.status_counts[5],
                 (unsigned long long)load.status_counts[0], rows);
         CHECK(load.ok > 0);
-        CHECK(rows >= (int)load.ok);              /* every acknowledged write is there */
-        CHECK(load.status_counts[4] == 0);        /* failures are 503s, never 4xx... */
-        CHECK(load.latency_max_ms < 10000);       /* ...and nothing hung past its deadline */
+        CHECK(rows >= (int)load.ok);        /* every acknowledged write is there */
+        CHECK(load.status_counts[4] == 0);  /* failures are 503s, never 4xx... */
+        CHECK(load.latency_max_ms < 10000); /* ...and nothing hung past its deadline */
     }
 }
 
@@ -241,8 +242,15 @@ int main(void)
     snprintf(env_fn, sizeof(env_fn), "SFF_FUNCTIONS_DIR=%s", fdir);
     snprintf(env_pg, sizeof(env_pg), "SFF_PG_URL=postgresql://app@127.0.0.1:%d/sff", pg.port);
     snprintf(env_redis, sizeof(env_redis), "SFF_REDIS_URL=%s", rs.url);
-    const char *env[] = {env_fn, env_pg, env_redis, "SFF_WORKERS=1", "SFF_SCHEMAS_DIR=schemas", "SFF_PG_POOL=4", "SFF_MIGRATE=off",
-                         "SFF_JWT_SECRET=" TC_SECRET, NULL};
+    const char *env[] = {env_fn,
+                         env_pg,
+                         env_redis,
+                         "SFF_WORKERS=1",
+                         "SFF_SCHEMAS_DIR=schemas",
+                         "SFF_PG_POOL=4",
+                         "SFF_MIGRATE=off",
+                         "SFF_JWT_SECRET=" TC_SECRET,
+                         NULL};
     if (tc_server_start(&srv, env) != 0)
         return 1;
     char *a = tc_token("alice", NULL, 600), *b = tc_token("bob", NULL, 600);

@@ -77,7 +77,8 @@ static session_t ada, bob, legacy;
 TEST(register_and_log_in)
 {
     int st;
-    json_t *j = call(NULL, "POST", "/api/v1/users", "{\"username\":\"ada\",\"password\":\"correct horse\",\"name\":\"Ada\"}", NULL, &st);
+    json_t *j =
+        call(NULL, "POST", "/api/v1/users", "{\"username\":\"ada\",\"password\":\"correct horse\",\"name\":\"Ada\"}", NULL, &st);
     CHECK_INT(st, 201);
     CHECK_STR(json_string_value(json_object_get(json_object_get(j, "user"), "username")), "ada");
     CHECK(json_object_get(json_object_get(j, "user"), "password_hash") == NULL);
@@ -247,14 +248,16 @@ TEST(legacy_contract)
     CHECK_STR(json_string_value(json_object_get(j, "status")), "ok");
     CHECK_STR(json_string_value(json_object_get(j, "currentAuthority")), "legacy");
     json_decref(j);
-    j = call(&legacy, "POST", "/api/login/account", "{\"userName\":\"legacy\",\"password\":\"nope\",\"type\":\"account\"}", NULL, &st);
+    j = call(&legacy, "POST", "/api/login/account", "{\"userName\":\"legacy\",\"password\":\"nope\",\"type\":\"account\"}", NULL,
+             &st);
     CHECK_INT(st, 200);
     CHECK_STR(json_string_value(json_object_get(j, "status")), "error");
     CHECK_STR(json_string_value(json_object_get(j, "currentAuthority")), "guest");
     json_decref(j);
     json_decref(call(&legacy, "GET", "/api/currentUser", NULL, NULL, &st));
     CHECK_INT(st, 401);
-    j = call(&legacy, "POST", "/api/login/account", "{\"userName\":\"legacy\",\"password\":\"secret1\",\"type\":\"account\",\"autoLogin\":true}", NULL, &st);
+    j = call(&legacy, "POST", "/api/login/account",
+             "{\"userName\":\"legacy\",\"password\":\"secret1\",\"type\":\"account\",\"autoLogin\":true}", NULL, &st);
     CHECK_INT(st, 200);
     CHECK_STR(json_string_value(json_object_get(j, "status")), "ok");
     CHECK_STR(json_string_value(json_object_get(j, "type")), "account");
@@ -263,8 +266,8 @@ TEST(legacy_contract)
     j = call(&legacy, "GET", "/api/currentUser", NULL, NULL, &st);
     CHECK_INT(st, 200);
     CHECK_STR(json_string_value(json_object_get(j, "name")), "legacy");
-    const char *keys[] = {"avatar", "userid", "email", "signature", "title", "group", "tags", "notifyCount", "unreadCount", "country",
-                          "geographic", "address", "phone"};
+    const char *keys[] = {"avatar",      "userid",      "email",   "signature",  "title",   "group", "tags",
+                          "notifyCount", "unreadCount", "country", "geographic", "address", "phone"};
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
         CHECK(json_object_get(j, keys[i]) != NULL);
     json_decref(j);
@@ -284,7 +287,8 @@ TEST(legacy_contract)
     CHECK_INT(json_integer_value(json_object_get(j, "current")), 1);
     CHECK_STR(json_string_value(json_object_get(json_array_get(json_object_get(j, "data"), 0), "name")), "a rule");
     json_t *rule = json_array_get(json_object_get(j, "data"), 0);
-    const char *rkeys[] = {"key", "name", "desc", "owner", "status", "progress", "callNo", "href", "avatar", "disabled", "createdAt", "updatedAt"};
+    const char *rkeys[] = {"key",    "name", "desc",   "owner",    "status",    "progress",
+                           "callNo", "href", "avatar", "disabled", "createdAt", "updatedAt"};
     for (size_t i = 0; i < sizeof(rkeys) / sizeof(rkeys[0]); i++)
         CHECK(json_object_get(rule, rkeys[i]) != NULL);
     json_decref(j);
@@ -393,8 +397,8 @@ int main(void)
     snprintf(env_pg, sizeof(env_pg), "SFF_PG_URL=postgresql://todolist_app@127.0.0.1:%d/todolist", pg.port);
     snprintf(env_redis, sizeof(env_redis), "SFF_REDIS_URL=%s", rs.url);
     snprintf(env_storage, sizeof(env_storage), "SFF_STORAGE_URL=file://%s/objects", base);
-    const char *env[] = {env_fn, env_pg, env_redis, env_storage, "SFF_WORKERS=2", "SFF_SCHEMAS_DIR=schemas",
-                         "SFF_JWT_SECRET=" TC_SECRET, NULL};
+    const char *env[] = {
+        env_fn, env_pg, env_redis, env_storage, "SFF_WORKERS=2", "SFF_SCHEMAS_DIR=schemas", "SFF_JWT_SECRET=" TC_SECRET, NULL};
     if (tc_server_start(&srv, env) != 0)
         return 1;
     RUN(register_and_log_in);
