@@ -1,5 +1,5 @@
 /*
- * objstore_s3.c - the S3 driver (s3://bucket?endpoint=...&region=...&style=path|virtual).
+ * objstore_s3.c - the S3 driver (s3://bucket?endpoint=...&region=...&style=path|virtual&public=...).
  *
  * Requests are signed with Signature V4 in headers (sigv4.c) and sent with httpc.c. Payloads: a
  * request without a body signs the SHA-256 of the empty string; a PUT signs UNSIGNED-PAYLOAD, so
@@ -32,9 +32,11 @@ typedef struct st_s3store_t {
     sff_objstore_t super;
     sff_httpc_t *httpc;
     char *bucket, *region, *access_key, *secret_key, *session_token;
-    char *host;      /* the endpoint's host */
-    char *authority; /* the Host header: [bucket.]host[:port] */
-    char *connect;   /* where to connect: [bucket.]host */
+    char *host;             /* the endpoint's host */
+    char *authority;        /* the Host header: [bucket.]host[:port] */
+    char *connect;          /* where to connect: [bucket.]host */
+    char *public_authority; /* the Host of presigned URLs when browsers reach storage elsewhere, or NULL */
+    int public_tls;
     uint16_t port;
     int tls, virtual_style;
     uint32_t max_retries, retry_base_ms;
@@ -749,17 +751,19 @@ static int s3_presign(sff_objstore_t *st, const char *method, const char *key, u
     char *path = request_path(s3, key);
     if (path == NULL)
         return SFF_ENOMEM;
-    sff_sigv4_kv_t headers[1] = {{"host", s3->authority}};
+    const char *authority = s3->public_authority != NULL ? s3->public_authority : s3->authority;
+    int tls = s3->public_authority != NULL ? s3->public_tls : s3->tls;
+    sff_sigv4_kv_t headers[1] = {{"host", authority}};
     sff_sigv4_credentials_t cred = {s3->access_key, s3->secret_key, s3->session_token, s3->region, "s3"};
     sff_sigv4_request_t req = {SFF_SIGV4_S3, method, path, NULL, 0, headers, 1, SFF_SIGV4_UNSIGNED_PAYLOAD, date};
     sff_sigv4_result_t sig;
     int ret = sff_sigv4_presign(&cred, &req, expires_s, &sig);
     if (ret == 0) {
-        size_t n = strlen(s3->authority) + strlen(path) + strlen(sig.query) + 16;
+        size_t n = strlen(authority) + strlen(path) + strlen(sig.query) + 16;
         if ((*url = malloc(n)) == NULL)
             ret = SFF_ENOMEM;
         else
-            snprintf(*url, n, "%s://%s%s?%s", s3->tls ? "https" : "http", s3->authority, path, sig.query);
+            snprintf(*url, n, "%s://%s%s?%s", tls ? "https" : "http", authority, path, sig.query);
         sff_sigv4_result_dispose(&sig);
     }
     free(path);
@@ -778,6 +782,7 @@ static void s3_destroy(sff_objstore_t *st)
     free(s3->secret_key);
     free(s3->session_token);
     free(s3->host);
+    free(s3->public_authority);
     free(s3->authority);
     free(s3->connect);
     free(s3);
@@ -883,7 +888,7 @@ int sff_objstore_s3_create(h2o_loop_t *loop, const sff_objstore_config_t *config
         return SFF_ENOMEM;
     s3->super.driver = &sff_objstore_s3_driver;
     int ret = SFF_EBADREQ, style = -1;
-    char *endpoint = NULL;
+    char *endpoint = NULL, *public_ep = NULL;
     size_t blen = strcspn(rest, "?/");
     if ((s3->bucket = h2o_strdup(NULL, rest, blen).base) == NULL)
         goto NoMem;
@@ -914,6 +919,9 @@ int sff_objstore_s3_create(h2o_loop_t *loop, const sff_objstore_config_t *config
         if (nl == 8 && memcmp(q, "endpoint", 8) == 0) {
             free(endpoint);
             endpoint = v;
+        } else if (nl == 6 && memcmp(q, "public", 6) == 0) {
+            free(public_ep);
+            public_ep = v;
         } else if (nl == 6 && memcmp(q, "region", 6) == 0) {
             free(s3->region);
             s3->region = v;
@@ -926,7 +934,7 @@ int sff_objstore_s3_create(h2o_loop_t *loop, const sff_objstore_config_t *config
             }
         } else {
             free(v);
-            snprintf(err, errsize, "SFF_STORAGE_URL: unknown option %.*s (endpoint, region, style)", (int)nl, q);
+            snprintf(err, errsize, "SFF_STORAGE_URL: unknown option %.*s (endpoint, region, style, public)", (int)nl, q);
             goto Error;
         }
         q += n;
@@ -979,6 +987,27 @@ int sff_objstore_s3_create(h2o_loop_t *loop, const sff_objstore_config_t *config
     int w = snprintf(s3->authority, n, v6 ? "[%s]" : "%s", s3->connect);
     if (!default_port)
         snprintf(s3->authority + w, n - (size_t)w, ":%u", (unsigned)s3->port);
+    if (public_ep != NULL) {
+        /* presigned URLs name the endpoint browsers reach (e.g. localhost:9000 for a container's minio:9000) */
+        s3store_t pub = {0};
+        if ((ret = parse_endpoint(&pub, public_ep, err, errsize)) != 0) {
+            free(pub.host);
+            goto Error;
+        }
+        size_t pn = strlen(s3->bucket) + strlen(pub.host) + 16;
+        int pv6 = strchr(pub.host, ':') != NULL;
+        if ((s3->public_authority = malloc(pn)) == NULL) {
+            free(pub.host);
+            goto NoMem;
+        }
+        int pw = snprintf(s3->public_authority, pn, pv6 ? "[%s%s%s]" : "%s%s%s", s3->virtual_style ? s3->bucket : "",
+                          s3->virtual_style ? "." : "", pub.host);
+        if (pub.port != (pub.tls ? 443 : 80))
+            snprintf(s3->public_authority + pw, pn - (size_t)pw, ":%u", (unsigned)pub.port);
+        s3->public_tls = pub.tls;
+        free(pub.host);
+        ret = SFF_ENOMEM;
+    }
     if ((s3->access_key = strdup(config->access_key)) == NULL || (s3->secret_key = strdup(config->secret_key)) == NULL ||
         (config->session_token != NULL && (s3->session_token = strdup(config->session_token)) == NULL))
         goto NoMem;
@@ -988,6 +1017,7 @@ int sff_objstore_s3_create(h2o_loop_t *loop, const sff_objstore_config_t *config
     if ((s3->httpc = sff_httpc_create(loop, &hc)) == NULL)
         goto NoMem;
     free(endpoint);
+    free(public_ep);
     *out = &s3->super;
     return 0;
 NoMem:
@@ -995,6 +1025,7 @@ NoMem:
     snprintf(err, errsize, "out of memory");
 Error:
     free(endpoint);
+    free(public_ep);
     s3_destroy(&s3->super);
     return ret;
 }
