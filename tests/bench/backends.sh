@@ -49,7 +49,8 @@ LUA
 
 mkdir -p "$work/functions"
 cp build/tests/functions/fixture.so "$work/functions/"
-port=$((30000 + $$ % 20000))
+. "$top/tests/lib/port.sh"
+port=$(free_port)
 start_sff() { # extra env assignments
     env SFF_LISTEN=127.0.0.1:$port SFF_WORKERS=1 SFF_FUNCTIONS_DIR="$work/functions" SFF_SCHEMAS_DIR=schemas \
         SFF_PG_URL="$PG_URL" SFF_REDIS_URL="$REDIS_URL" SFF_PG_POOL=4 SFF_MIGRATE=off SFF_ACCESS_LOG=0 SFF_LOG_LEVEL=warn "$@" \

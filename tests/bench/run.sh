@@ -13,7 +13,8 @@ mkdir -p "$out_dir"
 work=$(mktemp -d "${TMPDIR:-/tmp}/sff-bench-XXXXXX")
 trap 'kill $sff_pid 2>/dev/null; wait $sff_pid 2>/dev/null; rm -rf "$work"' EXIT INT TERM
 
-port=$((20000 + $$ % 20000))
+. "$top/tests/lib/port.sh"
+port=$(free_port)
 mkdir -p "$work/www"
 printf '{"hello":"world"}' >"$work/www/hello.json"
 printf '<!doctype html><title>sff</title>\n' >"$work/www/index.html"

@@ -31,7 +31,8 @@ psql -q "$PG_URL" -c "create role todolist_app login" -c "create database todoli
 
 mkdir -p "$work/functions" "$work/objects"
 cp "$build/functions/todolist.so" "$work/functions/"
-port=$((40000 + $$ % 20000))
+. "$top/tests/lib/port.sh"
+port=$(free_port)
 SFF_LISTEN=127.0.0.1:$port SFF_WORKERS=1 SFF_FUNCTIONS_DIR="$work/functions" SFF_SCHEMAS_DIR=schemas \
     SFF_STATIC_DIR=web/todolist SFF_PG_URL="postgresql://todolist_app@127.0.0.1:$PG_PORT/todolist" \
     SFF_REDIS_URL="$REDIS_URL" SFF_STORAGE_URL="file://$work/objects" SFF_JWT_SECRET=e2e-secret-e2e-secret-e2e-secret-0123 \
