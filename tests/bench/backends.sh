@@ -21,15 +21,8 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 # Postgres and Redis, private, for this run; they stop when fd 8 closes.
-mkfifo "$work/ctl"
-build/tests/tools/backends <"$work/ctl" >"$work/env" 2>"$work/backends.err" &
-exec 8>"$work/ctl"
-for _ in $(seq 1 300); do
-    grep -q READY=1 "$work/env" 2>/dev/null && break
-    sleep 0.1
-done
-grep -q READY=1 "$work/env" || { echo "backends did not start:"; cat "$work/backends.err"; exit 1; }
-. "$work/env"
+. "$top/tests/lib/shell.sh"
+start_backends build/tests/tools/backends "$work" || { echo "backends did not start"; exit 1; }
 psql -q "$PG_URL" -c "create table kv (id int primary key, v text not null);
     insert into kv select i, md5(i::text) from generate_series(1, 10000) i; analyze kv;" >/dev/null
 
@@ -49,7 +42,6 @@ LUA
 
 mkdir -p "$work/functions"
 cp build/tests/functions/fixture.so "$work/functions/"
-. "$top/tests/lib/port.sh"
 port=$(free_port)
 start_sff() { # extra env assignments
     env SFF_LISTEN=127.0.0.1:$port SFF_WORKERS=1 SFF_FUNCTIONS_DIR="$work/functions" SFF_SCHEMAS_DIR=schemas \

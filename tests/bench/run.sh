@@ -13,7 +13,7 @@ mkdir -p "$out_dir"
 work=$(mktemp -d "${TMPDIR:-/tmp}/sff-bench-XXXXXX")
 trap 'kill $sff_pid 2>/dev/null; wait $sff_pid 2>/dev/null; rm -rf "$work"' EXIT INT TERM
 
-. "$top/tests/lib/port.sh"
+. "$top/tests/lib/shell.sh"
 port=$(free_port)
 mkdir -p "$work/www"
 printf '{"hello":"world"}' >"$work/www/hello.json"

@@ -17,21 +17,13 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-mkfifo "$work/ctl"
-"$build/tests/tools/backends" <"$work/ctl" >"$work/env" 2>"$work/backends.err" &
-exec 8>"$work/ctl"
-for _ in $(seq 1 300); do
-    grep -q READY=1 "$work/env" 2>/dev/null && break
-    sleep 0.1
-done
-grep -q READY=1 "$work/env" || { echo "not ok - e2e_backends_start"; cat "$work/backends.err"; exit 1; }
-. "$work/env"
+. "$top/tests/lib/shell.sh"
+start_backends "$build/tests/tools/backends" "$work" || { echo "not ok - e2e_backends_start"; exit 1; }
 psql -q "$PG_URL" -c "create role todolist_app login" -c "create database todolist owner todolist_app" >/dev/null ||
     { echo "not ok - e2e_database"; exit 1; }
 
 mkdir -p "$work/functions" "$work/objects"
 cp "$build/functions/todolist.so" "$work/functions/"
-. "$top/tests/lib/port.sh"
 port=$(free_port)
 SFF_LISTEN=127.0.0.1:$port SFF_WORKERS=1 SFF_FUNCTIONS_DIR="$work/functions" SFF_SCHEMAS_DIR=schemas \
     SFF_STATIC_DIR=web/todolist SFF_PG_URL="postgresql://todolist_app@127.0.0.1:$PG_PORT/todolist" \
