@@ -1,5 +1,7 @@
-# free_port: prints a TCP port on 127.0.0.1 that nothing listens on now (sourced by the test and
-# benchmark scripts; sff refuses a port in use, so a lost race is a clear failure, not a mix-up).
+# shell.sh - helpers of the test and benchmark scripts (sourced).
+
+# free_port: prints a TCP port on 127.0.0.1 that nothing listens on now (sff refuses a port in use,
+# so a lost race is a clear failure, not a mix-up).
 free_port() {
     while :; do
         p=$(( $(od -An -N2 -tu2 /dev/urandom) % 20000 + 30000 ))
@@ -8,4 +10,22 @@ free_port() {
             return 0
         fi
     done
+}
+
+# start_backends TOOL WORKDIR: starts a private Postgres and Redis with TOOL (tests/tools/backends)
+# and sets PG_URL, PG_PORT, REDIS_URL, REDIS_PORT; they stop when file descriptor 8 closes (close
+# it with `exec 8>&-` when done). Returns nonzero, printing why, when they do not come up.
+start_backends() {
+    mkfifo "$2/ctl"
+    "$1" <"$2/ctl" >"$2/env" 2>"$2/backends.err" &
+    exec 8>"$2/ctl"
+    for _ in $(seq 1 300); do
+        grep -q READY=1 "$2/env" 2>/dev/null && break
+        sleep 0.1
+    done
+    if ! grep -q READY=1 "$2/env"; then
+        cat "$2/backends.err"
+        return 1
+    fi
+    . "$2/env"
 }
