@@ -45,6 +45,7 @@ int jwt_set_alg(struct jwt *jwt, jwt_alg_t alg, const unsigned char *key, int le
 char *jwt_encode_str(struct jwt *jwt);
 
 #define MAX_TOKEN_LEN 16384
+#define MAX_CACHED_TOKEN_LEN 2048
 #define MAX_KEYS_FILE_LEN (1024 * 1024)
 #define MAX_KEYS 1024
 #define MAX_SECRET_LEN 65536
@@ -1088,7 +1089,9 @@ int sff_jwt_verify(sff_jwt_t *jwt, const char *token, size_t len, int64_t now, j
     ++cache->misses;
     if ((*claims = verify_token(jwt, token, len, now, &times, why)) == NULL)
         return -1;
-    if (cache->capacity != 0)
+    /* Ordinary tokens are well under MAX_CACHED_TOKEN_LEN; larger ones are verified every time, so
+     * that the cache stays within capacity x MAX_CACHED_TOKEN_LEN bytes of tokens. */
+    if (cache->capacity != 0 && len <= MAX_CACHED_TOKEN_LEN)
         cache_insert(cache, token, len, hash, *claims, &times);
     return 0;
 }
