@@ -649,6 +649,8 @@ static char *api_json_dump(sff_req_t *r, const sff_json_t *v)
 }
 static int api_json_type(const sff_json_t *v)
 {
+    if (v == NULL)
+        return SFF_JSON_NULL; /* as sff.h promises: an absent member reads as null */
     switch (json_typeof(J(v))) {
     case JSON_OBJECT:
         return SFF_JSON_OBJECT;

@@ -1,11 +1,34 @@
 /* todos.c - the todos: the v1 API (cursor pages, CRUD), the legacy /api/rule contract, and the
  * dashboard. Every statement filters by owner; row-level security checks it again. */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "todolist.h"
 
 /* ---- v1 ---------------------------------------------------------------------------------------- */
+
+/* The cache key of one list query of the caller: the query's parts (NULL and "" distinct) go through
+ * a 64-bit FNV-1a hash, so that any length fits and no two queries share a key by truncation. */
+static void list_key(sff_req_t *r, char *out, size_t size, const char *kind, int n, const char *const *parts)
+{
+    uint64_t h = 14695981039346656037ULL;
+    for (int i = 0; i < n; i++) {
+        const char *p = parts[i];
+        unsigned char mark = p == NULL ? 0 : 1;
+        h = (h ^ mark) * 1099511628211ULL;
+        for (; p != NULL && *p != '\0'; p++)
+            h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+        h = (h ^ 0xff) * 1099511628211ULL; /* separator */
+    }
+    snprintf(out, size, "todos:%s:%s:%016llx", tl_uid(r), kind, (unsigned long long)h);
+}
+
+/* An empty query parameter means "not given", as the legacy frontend sends them. */
+static const char *given(const char *s)
+{
+    return s != NULL && *s != '\0' ? s : NULL;
+}
 
 /* "open" and "done" as stored (legacy statuses 0-3: 2 is done). */
 static const char *status_value(const char *s)
@@ -16,13 +39,14 @@ static const char *status_value(const char *s)
 int tl_v1_todos_list(sff_req_t *r)
 {
     sff_json_t *in = sff_input(r), *rows;
-    const char *cursor = sff_json_str(sff_json_get(in, "cursor")), *status = sff_json_str(sff_json_get(in, "status")),
-               *q = sff_json_str(sff_json_get(in, "q"));
+    const char *cursor = given(sff_json_str(sff_json_get(in, "cursor"))), *status = given(sff_json_str(sff_json_get(in, "status"))),
+               *q = given(sff_json_str(sff_json_get(in, "q")));
     int64_t limit = sff_json_get(in, "limit") != NULL ? sff_json_int_value(sff_json_get(in, "limit")) : 20;
     char key[600], lim[32];
     snprintf(lim, sizeof(lim), "%lld", (long long)limit + 1);
     /* the page is cached per user and query; any write of the user invalidates the tag */
-    snprintf(key, sizeof(key), "todos:%s:v1:%s:%s:%s:%s", tl_uid(r), cursor ? cursor : "", status ? status : "", q ? q : "", lim);
+    const char *parts[] = {cursor, status, q, lim};
+    list_key(r, key, sizeof(key), "v1", 4, parts);
     const char *tags[] = {tl_list_tag(r, tl_uid(r))};
     sff_json_t *page = NULL;
     int ret = tl_cache_enabled ? sff_cache_get(r, key, tags, 1, &page) : 0;
@@ -235,13 +259,16 @@ int tl_legacy_rule_list(sff_req_t *r)
 {
     sff_json_t *in = sff_input(r), *page;
     int64_t current = int_of(in, "current", 1), size = int_of(in, "pageSize", 20);
-    const char *sorter = sff_json_str(sff_json_get(in, "sorter")), *name = sff_json_str(sff_json_get(in, "name")),
-               *status = sff_json_str(sff_json_get(in, "status"));
+    const char *sorter = given(sff_json_str(sff_json_get(in, "sorter"))), *name = given(sff_json_str(sff_json_get(in, "name"))),
+               *status = given(sff_json_str(sff_json_get(in, "status")));
     if (status != NULL && strspn(status, "0123,") != strlen(status))
         return sff_error(r, SFF_EINVALID, "status is a comma-separated list of 0 to 3");
     char key[700];
-    snprintf(key, sizeof(key), "todos:%s:rule:%lld:%lld:%s:%s:%s", tl_uid(r), (long long)current, (long long)size,
-             sorter ? sorter : "", name ? name : "", status ? status : "");
+    char cur[32], siz[32];
+    snprintf(cur, sizeof(cur), "%lld", (long long)current);
+    snprintf(siz, sizeof(siz), "%lld", (long long)size);
+    const char *parts[] = {cur, siz, sorter, name, status};
+    list_key(r, key, sizeof(key), "rule", 5, parts);
     const char *tags[] = {tl_list_tag(r, tl_uid(r))};
     page = NULL;
     int ret = tl_cache_enabled ? sff_cache_get(r, key, tags, 1, &page) : 0;

@@ -302,6 +302,27 @@ TEST(legacy_contract)
     CHECK_STR(json_string_value(json_object_get(j, "name")), "b renamed");
     CHECK_INT(json_integer_value(json_object_get(j, "status")), 2);
     json_decref(j);
+    /* long queries never share a cache entry (a key cut short once mixed status=2 and status=0) */
+    {
+        char path[2048] = "/api/rule?sorter=";
+        for (int i = 0; i < 190; i++) /* 190 characters (the schema's limit is 200), 570 bytes of UTF-8 */
+            strcat(path, "%E2%82%AC");
+        char p2[2100], p0[2100];
+        snprintf(p2, sizeof(p2), "%s&status=2", path);
+        snprintf(p0, sizeof(p0), "%s&status=0", path);
+        json_t *done = call(&legacy, "GET", p2, NULL, NULL, &st), *open = call(&legacy, "GET", p0, NULL, NULL, &st);
+        CHECK_STR(json_string_value(json_object_get(json_array_get(json_object_get(done, "data"), 0), "name")), "b renamed");
+        CHECK_STR(json_string_value(json_object_get(json_array_get(json_object_get(open, "data"), 0), "name")), "a rule");
+        json_decref(done);
+        json_decref(open);
+        /* an empty filter is no filter, and does not poison the unfiltered list's cache entry */
+        json_t *empty = call(&legacy, "GET", "/api/rule?status=&name=", NULL, NULL, &st),
+               *all = call(&legacy, "GET", "/api/rule", NULL, NULL, &st);
+        CHECK_INT(json_integer_value(json_object_get(empty, "total")), 2);
+        CHECK_INT(json_integer_value(json_object_get(all, "total")), 2);
+        json_decref(empty);
+        json_decref(all);
+    }
     snprintf(body, sizeof(body), "{\"key\":%lld,\"desc\":\"by PUT\"}", k2);
     j = call(&legacy, "PUT", "/api/rule", body, NULL, &st);
     CHECK_STR(json_string_value(json_object_get(j, "desc")), "by PUT");
@@ -315,6 +336,14 @@ TEST(legacy_contract)
     j = call(&legacy, "DELETE", "/api/rule", body, NULL, &st);
     CHECK_INT(json_integer_value(json_object_get(json_object_get(j, "pagination"), "total")), 0);
     json_decref(j);
+    /* a delete without keys deletes nothing, and never takes the worker down */
+    j = call(&legacy, "POST", "/api/rule", "{\"method\":\"delete\"}", NULL, &st);
+    CHECK_INT(st, 200);
+    json_decref(j);
+    j = call(&legacy, "DELETE", "/api/rule", NULL, NULL, &st);
+    CHECK_INT(st, 200);
+    json_decref(j);
+    CHECK(!tc_server_log_contains(&srv, "respawning"));
     j = call(&legacy, "GET", "/api/notices", NULL, NULL, &st);
     CHECK(json_is_array(j) && json_array_size(j) == 0);
     json_decref(j);
