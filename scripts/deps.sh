@@ -8,7 +8,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 
 build_pkgs="gcc make libc6-dev pkg-config libh2o-evloop-dev libjansson-dev libjwt-dev libssl-dev libsodium-dev zlib1g-dev libpq-dev libhiredis-dev"
 run_pkgs="$build_pkgs postgresql redis-server curl"
-test_pkgs="$build_pkgs nghttp2-client libnghttp2-dev curl openssl clang libclang-rt-14-dev clang-format wrk procps iproute2 postgresql redis-server chromium"
+test_pkgs="$build_pkgs nghttp2-client libnghttp2-dev curl openssl clang libclang-rt-14-dev clang-format wrk procps iproute2 postgresql redis-server chromium gnuplot-nox"
 
 case "$purpose" in
 build) want=$build_pkgs ;;
@@ -40,7 +40,7 @@ if [ -n "$missing" ]; then
     apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi
 
-for dir in tests/node tests/e2e; do
+for dir in tests/node tests/e2e bench/peers/express; do
     if [ "$purpose" = test ] && [ ! -d "$top/$dir/node_modules" ]; then
         echo "installing the npm packages of $dir"
         npm ci --prefix "$top/$dir" --no-audit --no-fund >/dev/null
