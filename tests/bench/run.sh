@@ -114,3 +114,6 @@ cpu=$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)
 kill $sff_pid 2>/dev/null
 wait $sff_pid 2>/dev/null
 sh tests/bench/backends.sh && cat build/bench/backends.txt >>"$out_dir/latest.txt"
+
+# sff against the Express peer (issue 5): bench/results/<date>.json, latest.md and the charts
+bash bench/compare.sh
