@@ -399,6 +399,22 @@ static void make_idle(conn_t *c)
     L.idle[L.nidle++] = (int)(c - L.conns);
 }
 
+/* A non-blocking connect finished: the connection is idle, or down until its retry. */
+static void connect_done(conn_t *c, int64_t now)
+{
+    int err = 0;
+    socklen_t len = sizeof(err);
+    getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len);
+    if (err != 0) {
+        L.connect_errors++;
+        conn_close(c, now, 10000000);
+        return;
+    }
+    c->want_out = 0;
+    conn_events(c);
+    make_idle(c);
+}
+
 /* One answer is complete: record it; the connection becomes free (or is closed). */
 static void conn_done(conn_t *c, size_t used, int64_t now, int eof)
 {
@@ -619,17 +635,7 @@ static int run_load(int argc, char **argv)
             conn_t *c = evs[i].data.ptr;
             if (c->state != C_CONNECTING)
                 continue;
-            int err = 0;
-            socklen_t len = sizeof(err);
-            getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len);
-            if (err != 0) {
-                L.connect_errors++;
-                conn_close(c, now, 10000000);
-                continue;
-            }
-            c->want_out = 0;
-            conn_events(c);
-            make_idle(c);
+            connect_done(c, now);
         }
         for (int i = 0; i < L.nconns; i++)
             if (L.conns[i].state == C_DOWN && L.conns[i].retry_at <= now)
@@ -697,17 +703,7 @@ static int run_load(int argc, char **argv)
             if (c->fd < 0)
                 continue;
             if (c->state == C_CONNECTING) {
-                int err = 0;
-                socklen_t len = sizeof(err);
-                getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len);
-                if (err != 0) {
-                    L.connect_errors++;
-                    conn_close(c, now, 10000000);
-                    continue;
-                }
-                c->want_out = 0;
-                conn_events(c);
-                make_idle(c);
+                connect_done(c, now);
                 continue;
             }
             if ((evs[i].events & EPOLLOUT) && c->state == C_BUSY)
