@@ -8,6 +8,7 @@
 #define SFF_OBJSTORE_DRIVER
 #include "sff.h"
 #include "objstore.h"
+#include "utf8.h"
 
 sff_objstore_stats_t sff_objstore_stats;
 
@@ -26,33 +27,9 @@ static size_t utf8_char(const unsigned char *s, size_t n)
     unsigned c = s[0];
     if (c < 0x20 || c == 0x7f)
         return 0;
-    if (c < 0x80)
-        return 1;
-    size_t len;
-    unsigned cp;
-    if (c >= 0xc2 && c <= 0xdf) {
-        len = 2;
-        cp = c & 0x1f;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        len = 3;
-        cp = c & 0x0f;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        len = 4;
-        cp = c & 0x07;
-    } else {
-        return 0;
-    }
-    if (n < len)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3f);
-    }
-    if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) || (cp >= 0xd800 && cp <= 0xdfff) ||
-        (cp >= 0x80 && cp <= 0x9f))
-        return 0;
-    return len;
+    uint32_t cp;
+    size_t len = sff_utf8_seq(s, n, &cp);
+    return len == 0 || (cp >= 0x80 && cp <= 0x9f) ? 0 : len; /* no C1 controls either */
 }
 
 /* Checks UTF-8 and segments; a prefix may be empty and its last segment empty (a trailing "/"). */

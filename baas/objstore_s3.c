@@ -23,6 +23,7 @@
 #define SFF_OBJSTORE_DRIVER
 #include "sff.h"
 #include "objstore.h"
+#include "strbuf.h"
 
 #define MAX_ERROR_BODY (64 * 1024)
 #define MAX_LIST_BODY (8 * 1024 * 1024)
@@ -64,38 +65,6 @@ static s3store_t *store_of(s3op_t *op)
 
 /* ---- requests ------------------------------------------------------------------------------------ */
 
-typedef struct {
-    char *s;
-    size_t len, cap;
-    int failed;
-} sb_t;
-
-static void sb_addn(sb_t *b, const char *s, size_t n)
-{
-    if (b->failed)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap != 0 ? b->cap : 512;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *p = realloc(b->s, cap);
-        if (p == NULL) {
-            b->failed = 1;
-            return;
-        }
-        b->s = p;
-        b->cap = cap;
-    }
-    memcpy(b->s + b->len, s, n);
-    b->len += n;
-    b->s[b->len] = '\0';
-}
-
-static void sb_add(sb_t *b, const char *s)
-{
-    sb_addn(b, s, strlen(s));
-}
-
 /* The request path: /bucket/key (path style) or /key (virtual), encoded once with "/" kept. */
 static char *request_path(s3store_t *s3, const char *key)
 {
@@ -134,39 +103,33 @@ static int build_head(s3store_t *s3, const char *method, const char *key, const 
     sff_sigv4_result_t sig;
     if ((ret = sff_sigv4_sign(&cred, &req, &sig)) != 0)
         goto Exit;
-    sb_t b = {0};
-    sb_add(&b, method);
-    sb_add(&b, " ");
-    sb_add(&b, path);
+    sff_strbuf_t b = {0};
+    sff_strbuf_add(&b, method);
+    sff_strbuf_add(&b, " ");
+    sff_strbuf_add(&b, path);
     if (qs[0] != '\0') {
-        sb_add(&b, "?");
-        sb_add(&b, qs);
+        sff_strbuf_add(&b, "?");
+        sff_strbuf_add(&b, qs);
     }
-    sb_add(&b, " HTTP/1.1\r\nHost: ");
-    sb_add(&b, s3->authority);
-    sb_add(&b, "\r\nx-amz-content-sha256: ");
-    sb_add(&b, payload_hash);
-    sb_add(&b, "\r\nx-amz-date: ");
-    sb_add(&b, date);
+    sff_strbuf_add(&b, " HTTP/1.1\r\nHost: ");
+    sff_strbuf_add(&b, s3->authority);
+    sff_strbuf_add(&b, "\r\nx-amz-content-sha256: ");
+    sff_strbuf_add(&b, payload_hash);
+    sff_strbuf_add(&b, "\r\nx-amz-date: ");
+    sff_strbuf_add(&b, date);
     if (s3->session_token != NULL) {
-        sb_add(&b, "\r\nx-amz-security-token: ");
-        sb_add(&b, s3->session_token);
+        sff_strbuf_add(&b, "\r\nx-amz-security-token: ");
+        sff_strbuf_add(&b, s3->session_token);
     }
-    sb_add(&b, "\r\nAuthorization: ");
-    sb_add(&b, sig.authorization);
-    sb_add(&b, "\r\nUser-Agent: sff\r\n");
+    sff_strbuf_add(&b, "\r\nAuthorization: ");
+    sff_strbuf_add(&b, sig.authorization);
+    sff_strbuf_add(&b, "\r\nUser-Agent: sff\r\n");
     if (extra != NULL)
-        sb_add(&b, extra);
-    sb_add(&b, "\r\n");
+        sff_strbuf_add(&b, extra);
+    sff_strbuf_add(&b, "\r\n");
     sff_sigv4_result_dispose(&sig);
-    if (b.failed) {
-        free(b.s);
-        ret = SFF_ENOMEM;
-        goto Exit;
-    }
-    *out = b.s;
-    *outlen = b.len;
-    ret = 0;
+    *out = sff_strbuf_take(&b, outlen);
+    ret = *out != NULL ? 0 : SFF_ENOMEM;
 Exit:
     free(path);
     free(qs);

@@ -87,6 +87,7 @@ void sff_redis__req_free(sff_redis_req_t *req)
 {
     sff_timer_stop(&req->deadline);
     json_decref(req->value);
+    free(req->text);
     free(req->stamp);
     free(req->msg_buf);
     free(req);

@@ -196,6 +196,10 @@ int sff_redis_publish(sff_redis_t *redis, const char *channel, const void *messa
  * pass to sff_redis_cache_set() (borrowed, valid during the callback; copy it), else NULL.
  */
 typedef void (*sff_redis_cache_get_cb)(void *data, json_t *value, const char *stamp, int err);
+/* The same answer as stored: text (len bytes and a NUL, borrowed, valid during the callback) on a
+ * hit, NULL on a miss. The text is not parsed, so not checked: the cache holds what
+ * sff_redis_cache_set() wrote, JSON, unless something else wrote under the client's key prefix. */
+typedef void (*sff_redis_cache_text_cb)(void *data, const char *text, size_t len, const char *stamp, int err);
 /* A set's answer: 0 when stored; SFF_ECONFLICT when skipped because a tag changed since the stamp
  * was handed out; else why it was skipped (the degraded codes above). Callers may ignore it. */
 typedef void (*sff_redis_cache_set_cb)(void *data, int err);
@@ -207,6 +211,10 @@ typedef void (*sff_redis_invalidate_cb)(void *data, int err);
  * tag), SFF_ECANCELED, SFF_ENOMEM without calling cb. */
 int sff_redis_cache_get(sff_redis_t *redis, const char *key, const char *const *tags, size_t ntags, uint32_t timeout_ms,
                         sff_redis_cache_get_cb cb, void *data, sff_redis_req_t **req);
+/* sff_redis_cache_get() without the parse: a hit can go out as it is, without parsing the value
+ * and serializing it again. */
+int sff_redis_cache_get_text(sff_redis_t *redis, const char *key, const char *const *tags, size_t ntags, uint32_t timeout_ms,
+                             sff_redis_cache_text_cb cb, void *data, sff_redis_req_t **req);
 
 /* Stores value (borrowed; serialized before it returns) under key for ttl_s seconds (>= 1). stamp:
  * from the get's miss, or NULL to stamp the entry with the current versions (which races with

@@ -8,6 +8,7 @@
 #include <hiredis/hiredis.h>
 #include <openssl/evp.h>
 #include "sff.h"
+#include "jsonout.h"
 #include "redis_internal.h"
 
 /* KEYS: the entry, the epoch, the tags. Returns {1, json} when the entry's stamp is current, else
@@ -98,10 +99,22 @@ static void evalsha(args_t *a, const sff_redis_script_t *s, size_t numkeys)
 
 /* ---- cache get -------------------------------------------------------------------------------- */
 
-static void parse_value(sff_redis_req_t *req, const char *s, size_t len)
+static const sff_redis_ops_t cache_text_ops;
+
+/* A hit: parsed into req->value, or for sff_redis_cache_get_text() kept as text. */
+static void hit(sff_redis_req_t *req, const char *s, size_t len)
 {
     json_error_t jerr;
-    if ((req->value = json_loadb(s, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr)) == NULL) {
+    if (req->ops == &cache_text_ops) {
+        if ((req->text = malloc(len + 1)) == NULL) {
+            req->err = SFF_ENOMEM;
+            req->msg = sff_redis__default_msg(SFF_ENOMEM);
+            return;
+        }
+        memcpy(req->text, s, len);
+        req->text[len] = '\0';
+        req->text_len = len;
+    } else if ((req->value = json_loadb(s, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr)) == NULL) {
         req->err = SFF_EINTERNAL;
         req->msg = "the cached value is not JSON";
     }
@@ -114,12 +127,12 @@ static void cache_get_convert(sff_redis_req_t *req, const redisReply *reply)
     } else if (reply->type == REDIS_REPLY_NIL) {
         /* a plain miss */
     } else if (reply->type == REDIS_REPLY_STRING && req->script == NULL) {
-        parse_value(req, reply->str, reply->len);
+        hit(req, reply->str, reply->len);
     } else if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 && reply->element[0]->type == REDIS_REPLY_INTEGER &&
                reply->element[1]->type == REDIS_REPLY_STRING) {
         const redisReply *v = reply->element[1];
         if (reply->element[0]->integer == 1)
-            parse_value(req, v->str, v->len);
+            hit(req, v->str, v->len);
         else if ((req->stamp = strndup(v->str, v->len)) == NULL)
             req->err = SFF_ENOMEM, req->msg = sff_redis__default_msg(SFF_ENOMEM);
     } else {
@@ -128,22 +141,34 @@ static void cache_get_convert(sff_redis_req_t *req, const redisReply *reply)
     }
 }
 
-static void cache_get_fire(sff_redis_req_t *req)
+static void count(sff_redis_req_t *req, int is_hit)
 {
     sff_redis_stats_t *st = &req->redis->stats;
-    json_t *value = req->value;
-    req->value = NULL;
-    if (value != NULL) {
+    if (is_hit) {
         st->cache_hits++;
     } else {
         st->cache_misses++;
         if (req->err != 0)
             st->cache_degraded++;
     }
+}
+
+static void cache_get_fire(sff_redis_req_t *req)
+{
+    json_t *value = req->value;
+    req->value = NULL;
+    count(req, value != NULL);
     req->cb.cache_get(req->data, value, req->err == 0 ? req->stamp : NULL, req->err);
 }
 
+static void cache_text_fire(sff_redis_req_t *req)
+{
+    count(req, req->text != NULL);
+    req->cb.cache_text(req->data, req->text, req->text_len, req->err == 0 ? req->stamp : NULL, req->err);
+}
+
 static const sff_redis_ops_t cache_get_ops = {cache_get_convert, cache_get_fire};
+static const sff_redis_ops_t cache_text_ops = {cache_get_convert, cache_text_fire};
 
 static int check_tags(const char *const *tags, size_t ntags)
 {
@@ -167,20 +192,43 @@ static void cache_get_args(args_t *a, sff_redis_t *r, const char *k, const char 
         key(a, r, "t:", tags[i]);
 }
 
-int sff_redis_cache_get(sff_redis_t *r, const char *k, const char *const *tags, size_t ntags, uint32_t timeout_ms,
-                        sff_redis_cache_get_cb cb, void *data, sff_redis_req_t **out)
+/* A get's request, not yet submitted: the caller sets its callback first. */
+static int cache_lookup(sff_redis_t *r, const sff_redis_ops_t *ops, const char *k, const char *const *tags, size_t ntags,
+                        void *data, sff_redis_req_t **req)
 {
     if (k == NULL || k[0] == '\0' || check_tags(tags, ntags) != 0)
         return SFF_EBADREQ;
     args_t a = {NULL};
     cache_get_args(&a, r, k, tags, ntags);
-    if ((a.req = sff_redis__req_new(r, &cache_get_ops, a.argc, a.bytes)) == NULL)
+    if ((a.req = sff_redis__req_new(r, ops, a.argc, a.bytes)) == NULL)
         return SFF_ENOMEM;
     cache_get_args(&a, r, k, tags, ntags);
     a.req->script = ntags != 0 ? &get_script : NULL;
-    a.req->cb.cache_get = cb;
     a.req->data = data;
-    return sff_redis__submit(a.req, 0, NULL, NULL, timeout_ms, 1, out);
+    *req = a.req;
+    return 0;
+}
+
+int sff_redis_cache_get(sff_redis_t *r, const char *k, const char *const *tags, size_t ntags, uint32_t timeout_ms,
+                        sff_redis_cache_get_cb cb, void *data, sff_redis_req_t **out)
+{
+    sff_redis_req_t *req;
+    int ret = cache_lookup(r, &cache_get_ops, k, tags, ntags, data, &req);
+    if (ret != 0)
+        return ret;
+    req->cb.cache_get = cb;
+    return sff_redis__submit(req, 0, NULL, NULL, timeout_ms, 1, out);
+}
+
+int sff_redis_cache_get_text(sff_redis_t *r, const char *k, const char *const *tags, size_t ntags, uint32_t timeout_ms,
+                             sff_redis_cache_text_cb cb, void *data, sff_redis_req_t **out)
+{
+    sff_redis_req_t *req;
+    int ret = cache_lookup(r, &cache_text_ops, k, tags, ntags, data, &req);
+    if (ret != 0)
+        return ret;
+    req->cb.cache_text = cb;
+    return sff_redis__submit(req, 0, NULL, NULL, timeout_ms, 1, out);
 }
 
 /* ---- cache set -------------------------------------------------------------------------------- */
@@ -231,10 +279,10 @@ int sff_redis_cache_set(sff_redis_t *r, const char *k, const char *const *tags, 
 {
     if (k == NULL || k[0] == '\0' || check_tags(tags, ntags) != 0 || value == NULL || ttl_s == 0)
         return SFF_EBADREQ;
-    char *json = json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY);
+    size_t jlen;
+    char *json = sff_jsonout_dump(value, &jlen);
     if (json == NULL)
         return SFF_EBADREQ;
-    size_t jlen = strlen(json);
     char ttl[16];
     snprintf(ttl, sizeof(ttl), "%u", ttl_s);
     args_t a = {NULL};

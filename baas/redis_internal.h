@@ -44,12 +44,15 @@ struct st_sff_redis_req_t {
     char *msg_buf;
     /* results, owned until fire() hands them over */
     json_t *value;
+    char *text; /* a cache hit's text, for sff_redis_cache_get_text() */
+    size_t text_len;
     char *stamp;
     int64_t num[2];
     /* the caller */
     union {
         sff_redis_command_cb command;
         sff_redis_cache_get_cb cache_get;
+        sff_redis_cache_text_cb cache_text;
         sff_redis_cache_set_cb cache_set;
         sff_redis_invalidate_cb invalidate;
         sff_redis_limit_cb limit;

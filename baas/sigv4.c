@@ -9,70 +9,13 @@
 #include <openssl/sha.h>
 #include "sff.h"
 #include "sigv4.h"
+#include "strbuf.h"
 
-/* A growing string; a failed allocation sets failed and drops every later append. */
-typedef struct {
-    char *s;
-    size_t len, cap;
-    int failed;
-} sbuf_t;
-
-static void sb_reserve(sbuf_t *b, size_t more)
+static void sb_add_encoded(sff_strbuf_t *b, const char *s, size_t n, int keep_slash)
 {
-    if (b->failed || b->len + more + 1 <= b->cap)
-        return;
-    size_t cap = b->cap != 0 ? b->cap : 256;
-    while (cap < b->len + more + 1)
-        cap *= 2;
-    char *s = realloc(b->s, cap);
-    if (s == NULL) {
-        b->failed = 1;
-        return;
-    }
-    b->s = s;
-    b->cap = cap;
-}
-
-static void sb_addn(sbuf_t *b, const char *s, size_t n)
-{
-    sb_reserve(b, n);
-    if (b->failed)
-        return;
-    memcpy(b->s + b->len, s, n);
-    b->len += n;
-    b->s[b->len] = '\0';
-}
-
-static void sb_add(sbuf_t *b, const char *s)
-{
-    sb_addn(b, s, strlen(s));
-}
-
-static void sb_addc(sbuf_t *b, char c)
-{
-    sb_addn(b, &c, 1);
-}
-
-static void sb_add_encoded(sbuf_t *b, const char *s, size_t n, int keep_slash)
-{
-    sb_reserve(b, 3 * n);
-    if (b->failed)
+    if (sff_strbuf_reserve(b, 3 * n) != 0)
         return;
     b->len += sff_sigv4_uri_encode(b->s + b->len, s, n, keep_slash);
-}
-
-/* Takes the string out of b (NULL when an allocation failed, or for an empty b). */
-static char *sb_take(sbuf_t *b)
-{
-    if (b->failed) {
-        free(b->s);
-        b->s = NULL;
-    } else if (b->s == NULL) {
-        b->s = strdup("");
-    }
-    char *s = b->s;
-    *b = (sbuf_t){0};
-    return s;
 }
 
 static void hex(const uint8_t *in, size_t n, char *out)
@@ -154,7 +97,7 @@ static char *canonical_query2(const sff_sigv4_kv_t *a, size_t na, const sff_sigv
 {
     size_t n = na + nb;
     qparam_t *q = calloc(n != 0 ? n : 1, sizeof(*q));
-    sbuf_t out = {0};
+    sff_strbuf_t out = {0};
     int failed = q == NULL;
     for (size_t i = 0; i < n && !failed; i++) {
         const sff_sigv4_kv_t *kv = i < na ? &a[i] : &b[i - na];
@@ -166,10 +109,10 @@ static char *canonical_query2(const sff_sigv4_kv_t *a, size_t na, const sff_sigv
         qsort(q, n, sizeof(*q), cmp_qparam);
         for (size_t i = 0; i < n; i++) {
             if (i != 0)
-                sb_addc(&out, '&');
-            sb_add(&out, q[i].name);
-            sb_addc(&out, '=');
-            sb_add(&out, q[i].value);
+                sff_strbuf_addc(&out, '&');
+            sff_strbuf_add(&out, q[i].name);
+            sff_strbuf_addc(&out, '=');
+            sff_strbuf_add(&out, q[i].value);
         }
     }
     for (size_t i = 0; q != NULL && i < n; i++) {
@@ -181,7 +124,7 @@ static char *canonical_query2(const sff_sigv4_kv_t *a, size_t na, const sff_sigv
         free(out.s);
         return NULL;
     }
-    return sb_take(&out);
+    return sff_strbuf_take(&out, NULL);
 }
 
 char *sff_sigv4_canonical_query(const sff_sigv4_kv_t *params, size_t n)
@@ -190,7 +133,7 @@ char *sff_sigv4_canonical_query(const sff_sigv4_kv_t *params, size_t n)
 }
 
 /* The generic (non-S3) canonical URI: normalised, then encoded with "/" kept. */
-static void canonical_path_generic(sbuf_t *b, const char *path)
+static void canonical_path_generic(sff_strbuf_t *b, const char *path)
 {
     size_t len = strlen(path), nseg = 0;
     const char **seg = malloc((len / 2 + 2) * sizeof(*seg));
@@ -215,14 +158,14 @@ static void canonical_path_generic(sbuf_t *b, const char *path)
         p = e + 1;
     }
     if (path[0] == '/')
-        sb_addc(b, '/');
+        sff_strbuf_addc(b, '/');
     for (size_t i = 0; i < nseg; i++) {
         if (i != 0)
-            sb_addc(b, '/');
+            sff_strbuf_addc(b, '/');
         sb_add_encoded(b, seg[i], seglen[i], 0);
     }
     if (nseg != 0 && len != 0 && path[len - 1] == '/')
-        sb_addc(b, '/');
+        sff_strbuf_addc(b, '/');
 Exit:
     free(seg);
     free(seglen);
@@ -244,7 +187,7 @@ static int cmp_hdr(const void *a, const void *b)
 }
 
 /* Appends a header value: CR and LF become spaces, runs of spaces and tabs one space, trimmed. */
-static void add_header_value(sbuf_t *b, const char *v)
+static void add_header_value(sff_strbuf_t *b, const char *v)
 {
     size_t start = b->len;
     int pending_space = 0;
@@ -255,9 +198,9 @@ static void add_header_value(sbuf_t *b, const char *v)
             continue;
         }
         if (pending_space && b->len != start)
-            sb_addc(b, ' ');
+            sff_strbuf_addc(b, ' ');
         pending_space = 0;
-        sb_addc(b, c);
+        sff_strbuf_addc(b, c);
     }
 }
 
@@ -276,7 +219,7 @@ static int canonical_request(const sff_sigv4_request_t *req, const sff_sigv4_kv_
                              char **signed_headers)
 {
     int ret = SFF_ENOMEM;
-    sbuf_t b = {0}, sh = {0};
+    sff_strbuf_t b = {0}, sh = {0};
     char *query = NULL;
     hdr_t *h = calloc(req->nheaders != 0 ? req->nheaders : 1, sizeof(*h));
     if (h == NULL)
@@ -300,38 +243,38 @@ static int canonical_request(const sff_sigv4_request_t *req, const sff_sigv4_kv_
     if ((query = canonical_query2(req->query, req->nquery, extra, nextra)) == NULL)
         goto Exit;
 
-    sb_add(&b, req->method);
-    sb_addc(&b, '\n');
+    sff_strbuf_add(&b, req->method);
+    sff_strbuf_addc(&b, '\n');
     if (req->mode == SFF_SIGV4_GENERIC)
         canonical_path_generic(&b, req->path);
     else
-        sb_add(&b, req->path);
-    sb_addc(&b, '\n');
-    sb_add(&b, query);
-    sb_addc(&b, '\n');
+        sff_strbuf_add(&b, req->path);
+    sff_strbuf_addc(&b, '\n');
+    sff_strbuf_add(&b, query);
+    sff_strbuf_addc(&b, '\n');
     for (size_t i = 0; i < req->nheaders; i++) {
         int first = i == 0 || strcmp(h[i - 1].name, h[i].name) != 0;
         if (first) {
             if (i != 0) {
-                sb_addc(&b, '\n');
-                sb_addc(&sh, ';');
+                sff_strbuf_addc(&b, '\n');
+                sff_strbuf_addc(&sh, ';');
             }
-            sb_add(&b, h[i].name);
-            sb_addc(&b, ':');
-            sb_add(&sh, h[i].name);
+            sff_strbuf_add(&b, h[i].name);
+            sff_strbuf_addc(&b, ':');
+            sff_strbuf_add(&sh, h[i].name);
         } else {
-            sb_addc(&b, ',');
+            sff_strbuf_addc(&b, ',');
         }
         add_header_value(&b, h[i].value);
     }
-    sb_add(&b, "\n\n");
-    sb_add(&b, sh.s != NULL ? sh.s : "");
-    sb_addc(&b, '\n');
-    sb_add(&b, req->payload_hash);
+    sff_strbuf_add(&b, "\n\n");
+    sff_strbuf_add(&b, sh.s != NULL ? sh.s : "");
+    sff_strbuf_addc(&b, '\n');
+    sff_strbuf_add(&b, req->payload_hash);
     if (b.failed || sh.failed)
         goto Exit;
-    *creq = sb_take(&b);
-    *signed_headers = sb_take(&sh);
+    *creq = sff_strbuf_take(&b, NULL);
+    *signed_headers = sff_strbuf_take(&sh, NULL);
     ret = *creq != NULL && *signed_headers != NULL ? 0 : SFF_ENOMEM;
 Exit:
     for (size_t i = 0; i < req->nheaders; i++)
@@ -377,14 +320,14 @@ static int finish(const sff_sigv4_credentials_t *cred, const sff_sigv4_request_t
 {
     char crhash[65];
     sff_sigv4_sha256_hex(out->canonical_request, strlen(out->canonical_request), crhash);
-    sbuf_t b = {0};
-    sb_add(&b, "AWS4-HMAC-SHA256\n");
-    sb_add(&b, req->amz_date);
-    sb_addc(&b, '\n');
-    sb_add(&b, scope_s);
-    sb_addc(&b, '\n');
-    sb_add(&b, crhash);
-    if ((out->string_to_sign = sb_take(&b)) == NULL)
+    sff_strbuf_t b = {0};
+    sff_strbuf_add(&b, "AWS4-HMAC-SHA256\n");
+    sff_strbuf_add(&b, req->amz_date);
+    sff_strbuf_addc(&b, '\n');
+    sff_strbuf_add(&b, scope_s);
+    sff_strbuf_addc(&b, '\n');
+    sff_strbuf_add(&b, crhash);
+    if ((out->string_to_sign = sff_strbuf_take(&b, NULL)) == NULL)
         return SFF_ENOMEM;
     uint8_t key[32], sig[32];
     int ret = sff_sigv4_signing_key(cred->secret_key, req->amz_date, cred->region, cred->service, key);
@@ -416,16 +359,16 @@ int sff_sigv4_sign(const sff_sigv4_credentials_t *cred, const sff_sigv4_request_
     if ((ret = canonical_request(req, NULL, 0, &out->canonical_request, &out->signed_headers)) != 0 ||
         (ret = finish(cred, req, scope_s, out)) != 0)
         goto Error;
-    sbuf_t b = {0};
-    sb_add(&b, "AWS4-HMAC-SHA256 Credential=");
-    sb_add(&b, cred->access_key);
-    sb_addc(&b, '/');
-    sb_add(&b, scope_s);
-    sb_add(&b, ", SignedHeaders=");
-    sb_add(&b, out->signed_headers);
-    sb_add(&b, ", Signature=");
-    sb_add(&b, out->signature);
-    if ((out->authorization = sb_take(&b)) == NULL) {
+    sff_strbuf_t b = {0};
+    sff_strbuf_add(&b, "AWS4-HMAC-SHA256 Credential=");
+    sff_strbuf_add(&b, cred->access_key);
+    sff_strbuf_addc(&b, '/');
+    sff_strbuf_add(&b, scope_s);
+    sff_strbuf_add(&b, ", SignedHeaders=");
+    sff_strbuf_add(&b, out->signed_headers);
+    sff_strbuf_add(&b, ", Signature=");
+    sff_strbuf_add(&b, out->signature);
+    if ((out->authorization = sff_strbuf_take(&b, NULL)) == NULL) {
         ret = SFF_ENOMEM;
         goto Error;
     }
@@ -467,11 +410,11 @@ int sff_sigv4_presign(const sff_sigv4_credentials_t *cred, const sff_sigv4_reque
     ret = SFF_ENOMEM;
     if ((query = canonical_query2(req->query, req->nquery, extra, nextra)) == NULL)
         goto Error;
-    sbuf_t b = {0};
-    sb_add(&b, query);
-    sb_add(&b, "&X-Amz-Signature=");
-    sb_add(&b, out->signature);
-    if ((out->query = sb_take(&b)) == NULL)
+    sff_strbuf_t b = {0};
+    sff_strbuf_add(&b, query);
+    sff_strbuf_add(&b, "&X-Amz-Signature=");
+    sff_strbuf_add(&b, out->signature);
+    if ((out->query = sff_strbuf_take(&b, NULL)) == NULL)
         goto Error;
     free(query);
     free(signed_headers);

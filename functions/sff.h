@@ -46,7 +46,7 @@ extern "C" {
 /* The ABI of this header. A module built for another major is refused; a newer minor only appends
  * to the API table, so a module built for minor M runs on any gateway with minor >= M. */
 #define SFF_ABI_MAJOR 1
-#define SFF_ABI_MINOR 1
+#define SFF_ABI_MINOR 2
 
 /*
  * Errors: one table gives each code its number, HTTP status, envelope code and default message.
@@ -244,6 +244,9 @@ typedef struct st_sff_api_t {
     const char *(*client_ip)(sff_req_t *r);
     int (*password_hash)(sff_req_t *r, const char *password, const char **hash);
     int (*password_verify)(sff_req_t *r, const char *hash, const char *password, int *match);
+
+    /* ABI 1.2 */
+    int (*cache_get_text)(sff_req_t *r, const char *key, const char *const *tags, size_t ntags, const char **text, size_t *len);
 } sff_api_t;
 
 /* Set by the gateway when it loads the module; used by the wrappers below. */
@@ -321,6 +324,16 @@ static inline int sff_respond(sff_req_t *r, int status, sff_json_t *body)
 static inline int sff_respond_raw(sff_req_t *r, int status, const char *content_type, const void *body, size_t len)
 {
     return sff__api->respond_raw(r, status, content_type, body, len);
+}
+
+/* The content type of every JSON response. */
+#define SFF_JSON_TYPE "application/json; charset=utf-8"
+
+/* Sets a response from JSON text already serialized (len bytes, copied), such as a cache hit of
+ * sff_cache_get_text(). Returns 0. */
+static inline int sff_respond_json_text(sff_req_t *r, int status, const char *text, size_t len)
+{
+    return sff_respond_raw(r, status, SFF_JSON_TYPE, text, len);
 }
 
 /* Adds a response header. Names and values are checked: SFF_EBADREQ for CR, LF or NUL. */
@@ -751,6 +764,16 @@ static inline int sff_cache_set(sff_req_t *r, const char *key, const char *const
                                 uint32_t ttl_s)
 {
     return sff__api->cache_set(r, key, tags, ntags, value, ttl_s);
+}
+/* sff_cache_get() without the parse: *text is the cached JSON as stored (*len bytes and a NUL,
+ * borrowed until the request ends) on a hit, NULL on a miss. Answer a hit with
+ * sff_respond_json_text(): the value is neither parsed nor serialized again, which is most of the
+ * work of a hit. The text is what sff_cache_set() stored, so the bytes are those sff_respond() would
+ * have sent. */
+static inline int sff_cache_get_text(sff_req_t *r, const char *key, const char *const *tags, size_t ntags, const char **text,
+                                     size_t *len)
+{
+    return sff__api->cache_get_text(r, key, tags, ntags, text, len);
 }
 /* Call after the write is committed and before answering. Returns 0, or SFF_EUNAVAILABLE when Redis
  * may not have got it (the cache is then emptied as soon as Redis is back). */

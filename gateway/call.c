@@ -15,6 +15,7 @@
 #include "input.h"
 #include "jwt.h"
 #include "jsonin.h"
+#include "jsonout.h"
 #include "log.h"
 #include "metrics.h"
 #include "worker.h"
@@ -640,10 +641,11 @@ static sff_json_t *api_json_parse(sff_req_t *r, const char *text, size_t len)
 }
 static char *api_json_dump(sff_req_t *r, const sff_json_t *v)
 {
-    char *s = json_dumps(J(v), JSON_COMPACT | JSON_ENCODE_ANY);
+    size_t len;
+    char *s = sff_jsonout_dump(J(v), &len);
     if (s == NULL)
         return NULL;
-    char *copy = pool_strdup(r, s, SIZE_MAX);
+    char *copy = pool_strdup(r, s, len);
     free(s);
     return copy;
 }
@@ -868,4 +870,5 @@ const sff_api_t sff_call_api = {
     .client_ip = api_client_ip,
     .password_hash = sff_sdk_password_hash,
     .password_verify = sff_sdk_password_verify,
+    .cache_get_text = sff_sdk_cache_get_text,
 };

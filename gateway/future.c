@@ -1,3 +1,4 @@
+#include <assert.h>
 #include <string.h>
 #include "call.h"
 #include "future.h"
@@ -16,6 +17,8 @@ sff_future_t *sff_future_new(sff_req_t *r)
 
 void sff_future_set_cancel(sff_future_t *f, void *handle, void (*cancel)(void *handle))
 {
+    /* a cancel without its handle would leave the driver's request to complete a freed future */
+    assert(handle != NULL && f->pending);
     f->handle = handle;
     f->cancel = cancel;
 }

@@ -8,6 +8,7 @@
 #include "builtin.h"
 #include "call.h"
 #include "error.h"
+#include "jsonout.h"
 #include "guard.h"
 #include "http.h"
 #include "input.h"
@@ -158,15 +159,16 @@ void sff_http_send_json(h2o_req_t *req, int status, json_t *body, const h2o_iove
         send_body(req, status, NULL, h2o_iovec_init(NULL, 0));
         return;
     }
-    char *text = json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY);
+    size_t len;
+    char *text = sff_jsonout_dump(body, &len);
     if (text == NULL) {
-        send_body(req, 500, "application/json; charset=utf-8",
+        send_body(req, 500, SFF_JSON_TYPE,
                   h2o_iovec_init(H2O_STRLIT("{\"error\":{\"code\":\"internal_error\",\"message\":\"out of memory\"}}")));
         return;
     }
     *(char **)h2o_mem_alloc_shared(&req->pool, sizeof(char *), free_slot) = text;
     req->compress_hint = H2O_COMPRESS_HINT_ENABLE;
-    send_body(req, status, "application/json; charset=utf-8", h2o_iovec_init(text, strlen(text)));
+    send_body(req, status, SFF_JSON_TYPE, h2o_iovec_init(text, len));
 }
 
 void sff_http_send_raw(h2o_req_t *req, int status, const char *content_type, const void *body, size_t len,
@@ -651,14 +653,14 @@ static void on_setup_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t *
         int code = status_code(req->res.status);
         json_t *env =
             sff_http_envelope(code, req->res.status == 413 ? sff_strerror(code) : req->res.reason, NULL, sff_http_request_id(req));
-        char *text = json_dumps(env, JSON_COMPACT);
+        char *text = sff_jsonout_dump(env, NULL);
         json_decref(env);
         if (text != NULL) {
             envelope_ostream_t *o = (envelope_ostream_t *)h2o_add_ostream(req, sizeof(*o), slot);
             o->super.do_send = on_envelope_send;
             o->body = h2o_strdup(&req->pool, text, SIZE_MAX);
             free(text);
-            h2o_set_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, H2O_STRLIT("application/json; charset=utf-8"), 1);
+            h2o_set_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, H2O_STRLIT(SFF_JSON_TYPE), 1);
             req->res.content_length = o->body.len;
             slot = &o->super.next;
         }

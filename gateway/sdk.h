@@ -14,6 +14,7 @@ uint32_t sff_sdk_remaining_ms(sff_req_t *r);
 
 sff_future_t *sff_sdk_redis_send(sff_req_t *r, size_t argc, const char *const *argv, const size_t *argvlen);
 int sff_sdk_cache_get(sff_req_t *r, const char *key, const char *const *tags, size_t ntags, sff_json_t **value);
+int sff_sdk_cache_get_text(sff_req_t *r, const char *key, const char *const *tags, size_t ntags, const char **text, size_t *len);
 int sff_sdk_cache_set(sff_req_t *r, const char *key, const char *const *tags, size_t ntags, sff_json_t *value, uint32_t ttl_s);
 int sff_sdk_cache_invalidate(sff_req_t *r, const char *const *tags, size_t ntags);
 int sff_sdk_publish(sff_req_t *r, const char *channel, const char *message, size_t len);

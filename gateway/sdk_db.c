@@ -4,6 +4,7 @@
 #include <string.h>
 #include "call.h"
 #include "future.h"
+#include "jsonout.h"
 #include "sdk.h"
 #include "worker.h"
 
@@ -29,10 +30,11 @@ static const char *claims_text(sff_req_t *r)
     if (r->claims == NULL)
         return NULL;
     if (root->claims_text == NULL) {
-        char *s = json_dumps(r->claims, JSON_COMPACT);
+        size_t len;
+        char *s = sff_jsonout_dump(r->claims, &len);
         if (s == NULL)
             return NULL;
-        root->claims_text = h2o_strdup(&root->pool, s, SIZE_MAX).base;
+        root->claims_text = h2o_strdup(&root->pool, s, len).base;
         free(s);
     }
     return root->claims_text;
@@ -59,8 +61,9 @@ static const char *param_text(sff_req_t *r, json_t *v)
     case JSON_NULL:
         return NULL;
     default: {
-        char *s = json_dumps(v, JSON_COMPACT);
-        const char *copy = s != NULL ? h2o_strdup(p, s, SIZE_MAX).base : NULL;
+        size_t len;
+        char *s = sff_jsonout_dump(v, &len);
+        const char *copy = s != NULL ? h2o_strdup(p, s, len).base : NULL;
         free(s);
         return copy;
     }

@@ -41,6 +41,8 @@ static int not_configured(sff_future_t *f)
     return 1;
 }
 
+/* Call as two statements: in started(f, sff_redis_command(..., &req), req) the compiler may read
+ * req before the call sets it, and a future without its handle cannot cancel its Redis request. */
 static void started(sff_future_t *f, int ret, sff_redis_req_t *req)
 {
     if (ret != 0)
@@ -70,7 +72,8 @@ sff_future_t *sff_sdk_redis_send(sff_req_t *r, size_t argc, const char *const *a
             lens[i] = argv[i] != NULL ? strlen(argv[i]) : 0;
         argvlen = lens;
     }
-    started(f, sff_redis_command(client(), (int)argc, argv, argvlen, sff_sdk_remaining_ms(r), on_command, f, &req), req);
+    int ret = sff_redis_command(client(), (int)argc, argv, argvlen, sff_sdk_remaining_ms(r), on_command, f, &req);
+    started(f, ret, req);
     return f;
 }
 
@@ -83,20 +86,33 @@ static void on_cache_get(void *data, json_t *value, const char *stamp, int err)
     sff_future_complete(f, 0, value, NULL);
 }
 
-int sff_sdk_cache_get(sff_req_t *r, const char *key, const char *const *tags, size_t ntags, sff_json_t **value)
+/* A hit's text goes to the request's pool, in f->bytes. */
+static void on_cache_text(void *data, const char *text, size_t len, const char *stamp, int err)
 {
-    sff_future_t *f = sff_future_new(r);
+    sff_future_t *f = data;
+    (void)err;
+    if (stamp != NULL)
+        f->extra = h2o_strdup(&f->root->pool, stamp, SIZE_MAX).base;
+    if (text != NULL) {
+        f->bytes = h2o_strdup(&f->root->pool, text, len).base;
+        f->nbytes = len;
+    }
+    sff_future_complete(f, 0, NULL, NULL);
+}
+
+/* A cache lookup, parsed (text NULL) or as stored; *out is the settled future on success. */
+static int cache_lookup(sff_req_t *r, const char *key, const char *const *tags, size_t ntags, int text, sff_future_t **out)
+{
     sff_redis_req_t *req = NULL;
-    *value = NULL;
-    if (client() == NULL)
-        return 0; /* no cache: always a miss */
-    int ret = sff_redis_cache_get(client(), key, tags, ntags, sff_sdk_remaining_ms(r), on_cache_get, f, &req);
+    sff_future_t *f = sff_future_new(r);
+    uint32_t ms = sff_sdk_remaining_ms(r);
+    int ret = text ? sff_redis_cache_get_text(client(), key, tags, ntags, ms, on_cache_text, f, &req)
+                   : sff_redis_cache_get(client(), key, tags, ntags, ms, on_cache_get, f, &req);
     if (ret != 0)
         return ret;
     sff_future_set_cancel(f, req, cancel_redis);
     if ((ret = sff_future_await_all(r, &f, 1, 0)) != 0)
         return ret;
-    *value = (sff_json_t *)f->value;
     if (f->extra != NULL) {
         sff_req_t *root = r->root;
         cache_stamp_t *s = h2o_mem_alloc_pool(&root->pool, sizeof(*s));
@@ -105,7 +121,35 @@ int sff_sdk_cache_get(sff_req_t *r, const char *key, const char *const *tags, si
         s->next = root->stamps;
         root->stamps = s;
     }
+    *out = f;
     return 0;
+}
+
+int sff_sdk_cache_get(sff_req_t *r, const char *key, const char *const *tags, size_t ntags, sff_json_t **value)
+{
+    sff_future_t *f;
+    *value = NULL;
+    if (client() == NULL)
+        return 0; /* no cache: always a miss */
+    int ret = cache_lookup(r, key, tags, ntags, 0, &f);
+    if (ret == 0)
+        *value = (sff_json_t *)f->value;
+    return ret;
+}
+
+int sff_sdk_cache_get_text(sff_req_t *r, const char *key, const char *const *tags, size_t ntags, const char **text, size_t *len)
+{
+    sff_future_t *f;
+    *text = NULL;
+    *len = 0;
+    if (client() == NULL)
+        return 0;
+    int ret = cache_lookup(r, key, tags, ntags, 1, &f);
+    if (ret == 0) {
+        *text = f->bytes;
+        *len = f->nbytes;
+    }
+    return ret;
 }
 
 static void on_cache_done(void *data, int err)
@@ -152,7 +196,8 @@ int sff_sdk_publish(sff_req_t *r, const char *channel, const char *message, size
     sff_redis_req_t *req = NULL;
     if (not_configured(f))
         return f->result;
-    started(f, sff_redis_publish(client(), channel, message, len, sff_sdk_remaining_ms(r), on_command, f, &req), req);
+    int ret = sff_redis_publish(client(), channel, message, len, sff_sdk_remaining_ms(r), on_command, f, &req);
+    started(f, ret, req);
     return sff_future_await_all(r, &f, 1, 0);
 }
 

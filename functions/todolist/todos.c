@@ -48,19 +48,20 @@ int tl_v1_todos_list(sff_req_t *r)
     const char *parts[] = {cursor, status, q, lim};
     list_key(r, key, sizeof(key), "v1", 4, parts);
     const char *tags[] = {tl_list_tag(r, tl_uid(r))};
-    sff_json_t *page = NULL;
-    int ret = tl_cache_enabled ? sff_cache_get(r, key, tags, 1, &page) : 0;
+    const char *hit = NULL;
+    size_t hit_len = 0;
+    int ret = tl_cache_enabled ? sff_cache_get_text(r, key, tags, 1, &hit, &hit_len) : 0;
     if (ret != 0)
         return ret;
-    if (page != NULL)
-        return sff_respond(r, 200, page);
+    if (hit != NULL)
+        return sff_respond_json_text(r, 200, hit, hit_len); /* as stored: no parse, no serialization */
     if ((ret = sff_db_query(r, &rows,
                             "select " TL_TODO_COLUMNS " from todos where owner = $1::bigint and ($2::bigint is null or id < $2) "
                             "and ($3::text is null or ($3 = 'done') = (status = 2)) "
                             "and ($4::text is null or strpos(lower(name), lower($4)) > 0) order by id desc limit $5::int",
                             tl_params(r, 5, tl_uid(r), cursor, status, q, lim))) != 0)
         return ret;
-    page = sff_json_object(r);
+    sff_json_t *page = sff_json_object(r);
     sff_json_t *items = sff_json_array(r);
     size_t n = sff_json_size(rows);
     for (size_t i = 0; i < n && (int64_t)i < limit; i++)
@@ -270,16 +271,17 @@ int tl_legacy_rule_list(sff_req_t *r)
     const char *parts[] = {cur, siz, sorter, name, status};
     list_key(r, key, sizeof(key), "rule", 5, parts);
     const char *tags[] = {tl_list_tag(r, tl_uid(r))};
-    page = NULL;
-    int ret = tl_cache_enabled ? sff_cache_get(r, key, tags, 1, &page) : 0;
+    const char *hit = NULL;
+    size_t hit_len = 0;
+    int ret = tl_cache_enabled ? sff_cache_get_text(r, key, tags, 1, &hit, &hit_len) : 0;
     if (ret != 0)
         return ret;
-    if (page == NULL) {
-        if ((ret = rule_page(r, current, size, sorter, name, status, &page)) != 0)
-            return ret;
-        if (tl_cache_enabled)
-            sff_cache_set(r, key, tags, 1, page, TL_LIST_TTL_S);
-    }
+    if (hit != NULL)
+        return sff_respond_json_text(r, 200, hit, hit_len);
+    if ((ret = rule_page(r, current, size, sorter, name, status, &page)) != 0)
+        return ret;
+    if (tl_cache_enabled)
+        sff_cache_set(r, key, tags, 1, page, TL_LIST_TTL_S);
     return sff_respond(r, 200, page);
 }
 

@@ -98,6 +98,18 @@ static void on_cache_get(void *data, json_t *value, const char *stamp, int err)
     snprintf(res->stamp, sizeof(res->stamp), "%s", stamp != NULL ? stamp : "");
 }
 
+static void on_cache_text(void *data, const char *text, size_t len, const char *stamp, int err)
+{
+    result_t *res = data;
+    res->fired++;
+    res->err = err;
+    json_decref(res->reply);
+    /* the text as a JSON string, to compare byte for byte */
+    res->reply = text != NULL ? json_stringn(text, len) : NULL;
+    res->has_stamp = stamp != NULL;
+    snprintf(res->stamp, sizeof(res->stamp), "%s", stamp != NULL ? stamp : "");
+}
+
 static void on_cache_set(void *data, int err)
 {
     result_t *res = data;
@@ -431,6 +443,35 @@ TEST(binary_args)
     CHECK_INT(tc_redis_read(fd, out, sizeof(out)), 5);
     CHECK(memcmp(out, val, 5) == 0);
     close(fd);
+    result_dispose(&res);
+    sff_redis_destroy(r);
+}
+
+/* A command larger than the socket buffer: the kernel takes it in parts, the rest waits for write
+ * events; the value comes back whole. */
+TEST(value_larger_than_the_socket_buffer)
+{
+    sff_redis_t *r = client(srv.url, NULL);
+    enum { SIZE = 24 * 1024 * 1024 };
+    char *value = malloc(SIZE);
+    CHECK(value != NULL);
+    if (value == NULL)
+        return;
+    for (size_t i = 0; i < SIZE; i++)
+        value[i] = (char)('a' + (i * 7919) % 26);
+    const char *set[] = {"SET", "huge", value};
+    size_t setlen[] = {3, 4, SIZE};
+    result_t res = {0};
+    CHECK_INT(sff_redis_command(r, 3, set, setlen, 20000, on_command, &res, NULL), 0);
+    run_until(&res.fired, 20000);
+    CHECK_INT(res.err, 0);
+    CHECK_REPLY(&res, "\"OK\"");
+    CHECK_INT(cmdv(r, &res, 20000, "GET", "huge", NULL), 0);
+    CHECK_INT(res.err, 0);
+    CHECK(json_is_string(res.reply) && json_string_length(res.reply) == SIZE &&
+          memcmp(json_string_value(res.reply), value, SIZE) == 0);
+    CHECK_INT(cmdv(r, &res, 0, "DEL", "huge", NULL), 0);
+    free(value);
     result_dispose(&res);
     sff_redis_destroy(r);
 }
@@ -820,6 +861,48 @@ TEST(cache_invalidation)
     CHECK_INT(sff_redis_cache_get(r, "k", (const char *const[]){""}, 1, 0, on_cache_get, &res, NULL), SFF_EBADREQ);
     result_dispose(&res);
     result_dispose(&raw);
+    sff_redis_destroy(r);
+}
+
+/* sff_redis_cache_get_text(): the entry as stored, with the same misses, stamps and counters. */
+TEST(cache_text)
+{
+    sff_redis_config_t conf = {.key_prefix = "t5:"};
+    sff_redis_t *r = client(srv.url, &conf);
+    result_t res = {0};
+    const char *tags[] = {"todos:u9"};
+    CHECK_INT(sff_redis_cache_get_text(r, "page", tags, 1, 0, on_cache_text, &res, NULL), 0);
+    run_until(&res.fired, 5000);
+    CHECK(res.reply == NULL);
+    CHECK_INT(res.err, 0);
+    CHECK_INT(res.has_stamp, 1);
+    char stamp[128];
+    snprintf(stamp, sizeof(stamp), "%s", res.stamp);
+    CHECK_INT(cache_set(r, &res, "page", tags, 1, stamp, "{\"items\":[{\"name\":\"x\\u0000y \\u00e9\"}],\"n\":1.5}", 60), 0);
+    CHECK_INT(res.err, 0);
+    result_dispose(&res);
+    CHECK_INT(sff_redis_cache_get_text(r, "page", tags, 1, 0, on_cache_text, &res, NULL), 0);
+    run_until(&res.fired, 5000);
+    CHECK_INT(res.err, 0);
+    CHECK_INT(res.has_stamp, 0);
+    /* exactly what json_dumps(JSON_COMPACT) made of the value: what sff_respond() would send */
+    CHECK_STR(json_string_value(res.reply), "{\"items\":[{\"name\":\"x\\u0000y \xc3\xa9\"}],\"n\":1.5}");
+    CHECK_INT(json_string_length(res.reply), 42);
+    /* an invalidation makes it miss like the parsed get */
+    result_t inv = {0};
+    CHECK_INT(invalidate(r, &inv, tags, 1), 0);
+    result_dispose(&res);
+    CHECK_INT(sff_redis_cache_get_text(r, "page", tags, 1, 0, on_cache_text, &res, NULL), 0);
+    run_until(&res.fired, 5000);
+    CHECK(res.reply == NULL);
+    CHECK_INT(res.has_stamp, 1);
+    CHECK_INT(sff_redis_cache_get_text(r, "", tags, 1, 0, on_cache_text, &res, NULL), SFF_EBADREQ);
+    sff_redis_stats_t st;
+    sff_redis_stats(r, &st);
+    CHECK_INT(st.cache_hits, 1);
+    CHECK_INT(st.cache_misses, 2);
+    result_dispose(&res);
+    result_dispose(&inv);
     sff_redis_destroy(r);
 }
 
@@ -1243,12 +1326,14 @@ int main(void)
     }
     RUN(reply_types);
     RUN(binary_args);
+    RUN(value_larger_than_the_socket_buffer);
     RUN(pipeline_10000);
     RUN(timeout);
     RUN(stuck_connection_is_replaced);
     RUN(kill_and_restart);
     RUN(cache);
     RUN(cache_invalidation);
+    RUN(cache_text);
     RUN(rate_limit);
     RUN(publish);
     RUN(cancel);
