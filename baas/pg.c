@@ -13,9 +13,12 @@
  * committed before its callback runs.
  */
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <h2o.h>
@@ -71,6 +74,9 @@ typedef struct st_conn_t {
     int ever_up;
     char setup_error[256]; /* why the session settings failed, when they did */
     int want_flush;
+    int tcp;      /* over TCP: batches of calls are corked (see conn_send()) */
+    int sent_now; /* a call went out in this loop iteration */
+    int corked;   /* TCP_CORK is on until the end of the iteration */
     int close_pending;
     uint64_t epoch; /* bumped when closed: a loop over its results stops */
     exp_t *ring;
@@ -138,6 +144,7 @@ struct st_sff_pg_pool_t {
     uint64_t seq;   /* orders losses and signs of life of connections, for retries */
     int in_destroy; /* sff_pg_pool_destroy() is running: the last tx_free() must not free the pool */
     uint64_t rng;
+    sff_timer_t batch_timer; /* the end of a loop iteration in which calls were sent */
     sff_pg_stats_t stats;
 };
 
@@ -549,6 +556,46 @@ static int send_control(conn_t *conn, sff_pg_req_t *req, const char *sql)
     return 0;
 }
 
+static void set_cork(conn_t *conn, int on)
+{
+    int fd = PQsocket(conn->pg);
+    if (fd >= 0 && setsockopt(fd, IPPROTO_TCP, TCP_CORK, &on, sizeof(on)) == 0)
+        conn->corked = on;
+}
+
+/*
+ * Batches: PQpipelineSync() sends each call as it is made, and on loopback a send costs its
+ * receiver's work too (the TCP stack runs in the sender's system call) and wakes Postgres once per
+ * call. The first call of a loop iteration on a connection goes out at once; from the second one
+ * on, TCP_CORK holds the bytes until the end of the iteration (batch_timer), when they go out in
+ * as few segments as fit. A lone call per iteration costs nothing more.
+ */
+static void on_batch_end(sff_timer_t *timer)
+{
+    sff_pg_pool_t *pool = timer->data;
+    for (size_t i = 0; i < pool->nconns; i++) {
+        conn_t *conn = &pool->conns[i];
+        if (conn->corked && conn->pg != NULL)
+            set_cork(conn, 0);
+        conn->corked = conn->sent_now = 0;
+    }
+}
+
+static void batch_before_send(conn_t *conn)
+{
+    if (conn->sent_now && conn->tcp && !conn->corked)
+        set_cork(conn, 1);
+    if (conn->corked)
+        conn->pool->stats.batched++;
+}
+
+static void batch_after_send(conn_t *conn)
+{
+    conn->sent_now = 1;
+    if (!sff_timer_armed(&conn->pool->batch_timer))
+        sff_timer_start(&conn->pool->batch_timer, 0);
+}
+
 /* Puts the call in flight on conn as one pipeline segment. A failure to send closes the connection
  * from a timer, which then fails (or retries) the call like the others in flight on it. */
 static void conn_send(conn_t *conn, sff_pg_req_t *req)
@@ -588,8 +635,11 @@ static void conn_send(conn_t *conn, sff_pg_req_t *req)
             break;
         }
     }
-    if (ok)
+    if (ok) {
+        batch_before_send(conn);
         ok = PQpipelineSync(conn->pg) == 1;
+        batch_after_send(conn);
+    }
     /* the SYNC entry is what marks the call as in flight here, even when sending failed */
     ring_push(conn, EXP_SYNC, req, NULL);
     conn->depth++;
@@ -841,6 +891,11 @@ static void conn_ready(conn_t *conn)
     sff_pg_pool_t *pool = conn->pool;
     sff_timer_stop(&conn->timer);
     conn->state = CONN_UP;
+    struct sockaddr_storage addr;
+    socklen_t alen = sizeof(addr);
+    conn->tcp = getsockname(PQsocket(conn->pg), (struct sockaddr *)&addr, &alen) == 0 &&
+                (addr.ss_family == AF_INET || addr.ss_family == AF_INET6);
+    conn->corked = conn->sent_now = 0;
     if (conn->ever_up || conn->failures != 0) {
         pool->stats.reconnects++;
         if (conn->failures != 0)
@@ -1197,6 +1252,7 @@ sff_pg_pool_t *sff_pg_pool_create(h2o_evloop_t *loop, const sff_pg_config_t *con
     if (pool->rng == 0)
         pool->rng = 1;
     h2o_linklist_init_anchor(&pool->queue);
+    sff_timer_init(&pool->batch_timer, on_batch_end, pool);
     if ((pool->conninfo = strdup(config->conninfo)) == NULL)
         goto NoMem;
     pool->lookup = sff_pg_lookup_needed(pool->conninfo);
@@ -1236,6 +1292,7 @@ NoMem:
 
 static void pool_free(sff_pg_pool_t *pool)
 {
+    sff_timer_stop(&pool->batch_timer);
     for (size_t i = 0; i < pool->nconns; i++)
         free(pool->conns[i].ring);
     free(pool->conns);

@@ -194,6 +194,7 @@ typedef struct st_sff_pg_stats_t {
     uint64_t retries;          /* idempotent calls retried after their connection was lost */
     uint64_t reconnects;       /* connections established again after a loss or a failed attempt */
     uint64_t connect_failures; /* connection attempts that failed or timed out */
+    uint64_t batched;          /* calls held back (TCP_CORK) to go out with others of their loop iteration */
     uint64_t latency_us_sum;   /* call to callback, over the completed calls... */
     uint64_t latency_count;    /* ...of which there are this many */
 } sff_pg_stats_t;

@@ -102,6 +102,7 @@ SIDES="sff"
 # ---- Postgres and Redis ------------------------------------------------------------------------
 mkfifo "$work/ctl"
 $tools/backends <"$work/ctl" >"$work/env" 2>"$work/backends.err" &
+backends_pid=$!
 exec 8>"$work/ctl"
 for _ in $(seq 1 300); do
     grep -q READY=1 "$work/env" 2>/dev/null && break
@@ -113,6 +114,10 @@ psql -q "$PG_URL" -c "create role todolist_app login" -c "create database todoli
     die "cannot create the database"
 APP_URL="postgresql://todolist_app@127.0.0.1:$PG_PORT/todolist"
 SUPER_URL="postgresql://postgres@127.0.0.1:$PG_PORT/todolist"
+# The backends' processes, sampled beside each side: their CPU per request shows what the shared
+# Postgres and Redis cost each side (pg_ctl detaches Postgres from us; Redis is the tool's child).
+pg_master=$(head -1 "$(psql -At "$SUPER_URL" -c 'show data_directory')/postmaster.pid" 2>/dev/null)
+redis_pid=$(pgrep -P "$backends_pid" redis-server | head -1)
 # One Redis database for both: the peer shares sff's cache tag versions (a write through either
 # invalidates both caches) and keeps its own entries and counters under its own prefix.
 RS_URL=$REDIS_URL
@@ -303,13 +308,26 @@ end
 LUA
 
 # ---- measuring ---------------------------------------------------------------------------------
-sample_start() { # side -> the sampler follows that side's process tree
+sample_start() { # side -> the sampler follows that side's process tree; two more follow the backends
     $tools/openloop --sample "${pid_of[$1]}" >"$work/sample.$1" &
     sampler_pid=$!
+    backend_samplers=
+    if [ -n "$pg_master" ]; then
+        $tools/openloop --sample "$pg_master" >"$work/sample.pg" &
+        backend_samplers="$backend_samplers $!"
+    fi
+    if [ -n "$redis_pid" ]; then
+        $tools/openloop --sample "$redis_pid" >"$work/sample.redis" &
+        backend_samplers="$backend_samplers $!"
+    fi
 }
-sample_stop() { # key prefix -> cpu_s, peak_rss_kib
-    kill -TERM $sampler_pid 2>/dev/null
-    wait $sampler_pid 2>/dev/null
+sample_stop() { # key prefix -> cpu_s, peak_rss_kib, pg_cpu_s, redis_cpu_s
+    # shellcheck disable=SC2086
+    kill -TERM $sampler_pid $backend_samplers 2>/dev/null
+    # shellcheck disable=SC2086
+    wait $sampler_pid $backend_samplers 2>/dev/null
+    [ -z "$pg_master" ] || put "$1.pg_cpu_s" "$(awk '/^cpu_s/ {print $2}' "$work/sample.pg")"
+    [ -z "$redis_pid" ] || put "$1.redis_cpu_s" "$(awk '/^cpu_s/ {print $2}' "$work/sample.redis")"
     put "$1.cpu_s" "$(awk '/^cpu_s/ {print $2}' "$work/sample.$2")"
     put "$1.peak_rss_kib" "$(awk '/^peak_rss_kib/ {print $2}' "$work/sample.$2")"
     put "$1.peak_pss_kib" "$(awk '/^peak_pss_kib/ {print $2}' "$work/sample.$2")"
@@ -348,6 +366,8 @@ closed_h1() { # scenario side
     put "$k.p50_ms" "$(awk '$1 == "50%" {print $2}' "$work/wrk.out" | to_ms)"
     put "$k.p99_ms" "$(awk '$1 == "99%" {print $2}' "$work/wrk.out" | to_ms)"
     put "$k.cpu_us_per_req" "$(per_request_us "$(get "$k.cpu_s")" "${n:-0}")"
+    put "$k.pg_cpu_us_per_req" "$(per_request_us "$(get "$k.pg_cpu_s")" "${n:-0}")"
+    put "$k.redis_cpu_us_per_req" "$(per_request_us "$(get "$k.redis_cpu_s")" "${n:-0}")"
     note "  $sc $side HTTP/1.1: ${rps:-0} req/s (non-2xx ${bad:-0})"
     [ "${bad:-0}" = 0 ] || sed -n '1,40p' "$work/wrk.out" >"$work/wrk.$sc.$side.failed"
 }
@@ -700,6 +720,16 @@ for (const s of ORDER) {
   const r = ratio(a, e);
   row(`${LABEL[s]}: CPU per request, µs`, fmt(a, 1), fmt(e, 1), fmt(e1, 1), fmtRatio(r), '≤ 0.1×', met(r, 0.1, '<='));
 }
+// what the shared Postgres and Redis spent per request of each side: the part of the machine a
+// faster server cannot save, so the bound on the throughput ratios of a machine both share
+for (const s of ORDER) {
+  const b = (side) => {
+    const pg = g(s, side, 'h1', 'pg_cpu_us_per_req'), rd = g(s, side, 'h1', 'redis_cpu_us_per_req');
+    return isNum(pg) || isNum(rd) ? `${fmt(isNum(pg) ? pg : 0, 1)} + ${fmt(isNum(rd) ? rd : 0, 1)}` : '—';
+  };
+  if (b('sff') === '—') continue;
+  row(`${LABEL[s]}: Postgres + Redis CPU per request (shared), µs`, b('sff'), b('exp'), b('exp1'), '', '', '');
+}
 // peak RSS: the largest sum of VmRSS over a side's processes, over the measured runs of the API
 // scenarios, and apart from it over the login runs (argon2id maps 64 MiB per hash in progress)
 const peak = (side, login, what = 'peak_rss_kib') => {
@@ -779,7 +809,10 @@ md.push('', 'Open-loop latency, p50 / p90 / p99 / p99.9 in ms, latency counted f
 md.push(`| scenario | load (of ${peer ? 'the Express' : "sff's own"} max) | sff | Express (cluster) |`, '|---|---|---|---|', ...lat);
 md.push('', `CPU: utime+stime of every process of a side (sff's master, workers and hashers; node's primary and workers) over the ` +
   'measured run, divided by its requests. RSS: the sum of VmRSS over those processes, sampled every 100 ms during every ' +
-  'measured run (shared pages count once per process); PSS likewise, with each shared page divided among its processes.');
+  'measured run (shared pages count once per process); PSS likewise, with each shared page divided among its processes. ' +
+  'Postgres + Redis: what the shared backends spent during a side\'s closed-loop HTTP/1.1 run, divided by that side\'s requests; ' +
+  'with the load generator it is the part of the machine a faster server cannot save, which bounds the throughput ratios on a ' +
+  'machine they all share.');
 md.push('', `![throughput](${latest}-throughput.svg) ![latency](${latest}-latency.svg)`, '', `Raw figures: \`bench/results/${stamp}.json\`.`);
 fs.writeFileSync(`${outDir}/${latest}.md`, md.join('\n') + '\n');
 

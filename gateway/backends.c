@@ -36,6 +36,7 @@ static void on_stats(sff_timer_t *t)
         sff_metrics_backend(SFF_METRIC_PG_TIMEOUTS, s.timeouts);
         sff_metrics_backend(SFF_METRIC_PG_RECONNECTS, s.reconnects);
         sff_metrics_backend(SFF_METRIC_PG_LATENCY_US, s.latency_us_sum);
+        sff_metrics_backend(SFF_METRIC_PG_BATCHED, s.batched);
     }
     if (w->backends.storage != NULL) {
         uint64_t calls = 0, errors = 0;

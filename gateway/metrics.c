@@ -338,6 +338,7 @@ char *sff_metrics_render(size_t *len)
         {"sff_pg_timeouts_total", "counter", "Postgres calls past their deadline."},
         {"sff_pg_reconnects_total", "counter", "Postgres connections made again after a loss."},
         {"sff_pg_query_microseconds_sum", "counter", "Postgres call latency, summed."},
+        {"sff_pg_batched_total", "counter", "Postgres calls sent corked with others of their loop iteration."},
         {"sff_storage_calls_total", "counter", "Object storage calls."},
         {"sff_storage_errors_total", "counter", "Object storage calls that failed."},
         {"sff_storage_retries_total", "counter", "Object storage calls retried."},

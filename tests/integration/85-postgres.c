@@ -147,6 +147,26 @@ TEST(three_backends_at_once)
     CHECK(best < 95);
 }
 
+/* Many clients at once: every answer right, and calls of one loop iteration went out together
+ * (sff_pg_batched_total, see baas/pg.c). */
+TEST(concurrent_calls_are_batched)
+{
+    tc_load_t load = {
+        .port = srv.port, .connections = 64, .requests = 4000, .seconds = 30, .method = "GET", .path = "/fx/db/types"};
+    CHECK(tc_load_run(&load) == 0);
+    CHECK_INT(load.ok, 4000);
+    CHECK_INT(load.failed, 0);
+    usleep(1100000); /* the counters are copied once a second */
+    tc_response_t res;
+    CHECK(tc_get(srv.port, "/_metrics", NULL, &res) == 0);
+    const char *q = strstr(res.body, "\nsff_pg_queries_total "), *b = strstr(res.body, "\nsff_pg_batched_total ");
+    CHECK(q != NULL && atoll(q + 22) >= 4000);
+    CHECK(b != NULL && atoll(b + 22) > 0);
+    if (b != NULL)
+        fprintf(stderr, "  %lld of %lld calls went out corked with others\n", atoll(b + 22), q != NULL ? atoll(q + 22) : 0);
+    tc_response_free(&res);
+}
+
 TEST(postgres_down_fails_fast_and_recovers)
 {
     int st;
@@ -263,6 +283,7 @@ int main(void)
     RUN(transactions_commit_or_roll_back);
     RUN(errors_map_to_statuses_without_leaking_sql);
     RUN(three_backends_at_once);
+    RUN(concurrent_calls_are_batched);
     RUN(postgres_down_fails_fast_and_recovers);
     RUN(terminated_backends_fail_in_flight_calls_fast);
     RUN(restarts_under_write_load_lose_no_acknowledged_write);

@@ -575,6 +575,56 @@ TEST(pipelines_concurrent_queries)
     sff_pg_pool_destroy(pool);
 }
 
+/* Calls made in one loop iteration go out corked (TCP_CORK) after the first, and the cork comes off
+ * at the end of the iteration: a cork left on would hold them until the kernel's 200 ms limit.
+ * Over a unix socket nothing is corked. */
+TEST(batches_are_uncorked_at_the_end_of_the_iteration)
+{
+    const char *conninfo[] = {server.conninfo, server.socket_conninfo};
+    for (int c = 0; c < 2; c++) {
+        sff_pg_pool_t *pool = pool_with(conninfo[c], (sff_pg_config_t){.size = 1});
+        if (pool == NULL || !wait_up(pool, 1, 5000)) {
+            CHECK(0);
+            sff_pg_pool_destroy(pool);
+            return;
+        }
+        uint64_t took[5];
+        for (int round = 0; round < 5; round++) {
+            res_t rs[4] = {{0}};
+            uint64_t t0 = sff_now_ms();
+            for (int i = 0; i < 4; i++) {
+                sff_pg_query_t q = {.sql = "select 1 as one", .shape = SFF_PG_ROW};
+                CHECK_INT(sff_pg_query(pool, &q, on_res, &rs[i], NULL), 0);
+            }
+            uint64_t end = t0 + 5000;
+            while (rs[3].done == 0 && sff_now_ms() < end)
+                turn(10);
+            took[round] = sff_now_ms() - t0;
+            for (int i = 0; i < 4; i++) {
+                CHECK_INT(rs[i].done, 1);
+                CHECK_INT(rs[i].err, 0);
+                res_clear(&rs[i]);
+            }
+        }
+        /* the median round, well under 200 ms (each takes a few ms when uncorked in time) */
+        for (int i = 0; i < 5; i++)
+            for (int j = i + 1; j < 5; j++)
+                if (took[j] < took[i]) {
+                    uint64_t t = took[i];
+                    took[i] = took[j];
+                    took[j] = t;
+                }
+        CHECK(took[2] < 150);
+        sff_pg_stats_t st;
+        sff_pg_stats(pool, &st);
+        if (c == 0)
+            CHECK_INT(st.batched, 15); /* 3 of every 4 calls, in 5 rounds */
+        else
+            CHECK_INT(st.batched, 0);
+        sff_pg_pool_destroy(pool);
+    }
+}
+
 /* An 8 MiB parameter does not fit the socket buffer at once (PQflush() reports more to send and the
  * loop's writability drives the rest); a 200,000-row result arrives over many reads. */
 TEST(large_values)
@@ -1336,6 +1386,7 @@ int main(int argc, char **argv)
     T(params_are_bound);
     T(prepared_statements_are_cached);
     T(pipelines_concurrent_queries);
+    T(batches_are_uncorked_at_the_end_of_the_iteration);
     T(large_values);
     T(full_pool_queues_then_fails);
     T(transactions);
