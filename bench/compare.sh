@@ -122,12 +122,17 @@ redis_pid=$(pgrep -P "$backends_pid" redis-server | head -1)
 # invalidates both caches) and keeps its own entries and counters under its own prefix.
 RS_URL=$REDIS_URL
 
-# three free ports (nothing answers a connect on them)
+# Three free ports (nothing listens on them), below the kernel's ephemeral range: a port in that
+# range can be the local end of any connection (to Postgres, Redis, a client), and a server binding
+# it then fails with EADDRINUSE, as the peer once did.
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-base_port=$((21000 + $$ % 20000))
+ephemeral_low=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null)
+span=$((${ephemeral_low:-32768} - 10000 - 3))
+[ $span -gt 100 ] || span=100
+base_port=$((10000 + $$ % span))
 for _ in $(seq 1 50); do
     port_free $base_port && port_free $((base_port + 1)) && port_free $((base_port + 2)) && break
-    base_port=$((21000 + (base_port + 7) % 20000))
+    base_port=$((10000 + (base_port + 7 - 10000) % span))
 done
 port_of[sff]=$base_port
 port_of[exp]=$((base_port + 1))

@@ -1,11 +1,15 @@
 # shell.sh - helpers of the test and benchmark scripts (sourced).
 
-# free_port: prints a TCP port on 127.0.0.1 that nothing listens on now (sff refuses a port in use,
-# so a lost race is a clear failure, not a mix-up).
+# free_port: prints a TCP port on 127.0.0.1 that no socket uses now (sff refuses a port in use, so a
+# lost race is a clear failure, not a mix-up). Below the kernel's ephemeral range, where the local
+# end of an outgoing connection could take it meanwhile.
 free_port() {
+    low=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null)
+    span=$(( ${low:-32768} - 10000 ))
+    [ "$span" -gt 100 ] || span=100
     while :; do
-        p=$(( $(od -An -N2 -tu2 /dev/urandom) % 20000 + 30000 ))
-        if ! ss -Htln "sport = :$p" 2>/dev/null | grep -q .; then
+        p=$(( $(od -An -N2 -tu2 /dev/urandom) % span + 10000 ))
+        if ! ss -Htan "sport = :$p" 2>/dev/null | grep -q .; then
             echo "$p"
             return 0
         fi
