@@ -313,26 +313,26 @@ end
 LUA
 
 # ---- measuring ---------------------------------------------------------------------------------
-sample_start() { # side -> the sampler follows that side's process tree; two more follow the backends
+# With "backends" (the closed-loop runs), the CPU that Postgres and Redis spend meanwhile too: a
+# snapshot of each one's process tree before and after (their processes live through the run; the
+# ended ones are in their parents' cutime), not a sampler, which walking /proc every 100 ms would
+# show in the open-loop tails.
+backend_cpu() { # pid -> CPU-seconds of its tree so far
+    $tools/openloop --procs "$1" 2>/dev/null | awk '/^cpu_s|^cpu_children_s/ {s += $2} END {printf "%.2f", s}'
+}
+sample_start() { # side [backends] -> the sampler follows that side's process tree
     $tools/openloop --sample "${pid_of[$1]}" >"$work/sample.$1" &
     sampler_pid=$!
-    backend_samplers=
-    if [ -n "$pg_master" ]; then
-        $tools/openloop --sample "$pg_master" >"$work/sample.pg" &
-        backend_samplers="$backend_samplers $!"
-    fi
-    if [ -n "$redis_pid" ]; then
-        $tools/openloop --sample "$redis_pid" >"$work/sample.redis" &
-        backend_samplers="$backend_samplers $!"
-    fi
+    pg_cpu0= redis_cpu0=
+    [ "${2:-}" = backends ] || return 0
+    [ -z "$pg_master" ] || pg_cpu0=$(backend_cpu "$pg_master")
+    [ -z "$redis_pid" ] || redis_cpu0=$(backend_cpu "$redis_pid")
 }
-sample_stop() { # key prefix -> cpu_s, peak_rss_kib, pg_cpu_s, redis_cpu_s
-    # shellcheck disable=SC2086
-    kill -TERM $sampler_pid $backend_samplers 2>/dev/null
-    # shellcheck disable=SC2086
-    wait $sampler_pid $backend_samplers 2>/dev/null
-    [ -z "$pg_master" ] || put "$1.pg_cpu_s" "$(awk '/^cpu_s/ {print $2}' "$work/sample.pg")"
-    [ -z "$redis_pid" ] || put "$1.redis_cpu_s" "$(awk '/^cpu_s/ {print $2}' "$work/sample.redis")"
+sample_stop() { # key prefix -> cpu_s, peak_rss_kib (and pg_cpu_s, redis_cpu_s)
+    kill -TERM $sampler_pid 2>/dev/null
+    wait $sampler_pid 2>/dev/null
+    [ -z "$pg_cpu0" ] || put "$1.pg_cpu_s" "$(awk -v a="$pg_cpu0" -v b="$(backend_cpu "$pg_master")" 'BEGIN {printf "%.2f", b - a}')"
+    [ -z "$redis_cpu0" ] || put "$1.redis_cpu_s" "$(awk -v a="$redis_cpu0" -v b="$(backend_cpu "$redis_pid")" 'BEGIN {printf "%.2f", b - a}')"
     put "$1.cpu_s" "$(awk '/^cpu_s/ {print $2}' "$work/sample.$2")"
     put "$1.peak_rss_kib" "$(awk '/^peak_rss_kib/ {print $2}' "$work/sample.$2")"
     put "$1.peak_pss_kib" "$(awk '/^peak_pss_kib/ {print $2}' "$work/sample.$2")"
@@ -356,7 +356,7 @@ per_request_us() { awk -v c="$1" -v n="$2" 'BEGIN {if (n > 0 && c != "") printf 
 closed_h1() { # scenario side
     local sc=$1 side=$2 port=${port_of[$2]} k="scenario.$1.$2.h1"
     wrk -t1 -c"$CONNS" -d"${WARM_S}s" -s "$work/tsv.lua" "http://127.0.0.1:$port/" -- "$work/$sc.tsv" >/dev/null 2>&1
-    sample_start "$side"
+    sample_start "$side" backends
     wrk -t1 -c"$CONNS" -d"${CL_S}s" --latency -s "$work/tsv.lua" "http://127.0.0.1:$port/" -- "$work/$sc.tsv" >"$work/wrk.out" 2>&1
     sample_stop "$k" "$side"
     local rps n bad errs
