@@ -694,6 +694,20 @@ static void fail(fop_t *op)
     finish(op);
 }
 
+/* The op of a completed job, or NULL when it is done with: aborted (finished) or failed (answered
+ * with its error). */
+static fop_t *completed(job_t *job)
+{
+    fop_t *op = H2O_STRUCT_FROM_MEMBER(fop_t, job, job);
+    if (dead(op))
+        return NULL;
+    if (op->err != 0) {
+        fail(op);
+        return NULL;
+    }
+    return op;
+}
+
 static void fill_info(fop_t *op, sff_objstore_info_t *info)
 {
     info->size = (uint64_t)op->st.st_size;
@@ -702,32 +716,30 @@ static void fill_info(fop_t *op, sff_objstore_info_t *info)
     info->content_type = op->content_type;
 }
 
-static void done_info(job_t *job) /* head; a put's end */
+/* Answers with the object's size, time, etag and type, and finishes. */
+static void answer_info(fop_t *op)
 {
-    fop_t *op = H2O_STRUCT_FROM_MEMBER(fop_t, job, job);
-    if (dead(op))
-        return;
-    if (op->err != 0) {
-        fail(op);
-        return;
-    }
-    if (op->super.opcode == SFF_OBJSTORE_OP_PUT && op->super.put.on_pull == NULL)
-        sff_objstore_stats.bytes_out += op->super.put.len; /* a streamed put counts as it goes */
     sff_objstore_result_t res = {0};
     fill_info(op, &res.info);
     end_call(op, &res);
     finish(op);
 }
 
+static void done_info(job_t *job) /* head; a put's end */
+{
+    fop_t *op = completed(job);
+    if (op == NULL)
+        return;
+    if (op->super.opcode == SFF_OBJSTORE_OP_PUT && op->super.put.on_pull == NULL)
+        sff_objstore_stats.bytes_out += op->super.put.len; /* a streamed put counts as it goes */
+    answer_info(op);
+}
+
 static void done_plain(job_t *job) /* delete */
 {
-    fop_t *op = H2O_STRUCT_FROM_MEMBER(fop_t, job, job);
-    if (dead(op))
+    fop_t *op = completed(job);
+    if (op == NULL)
         return;
-    if (op->err != 0) {
-        fail(op);
-        return;
-    }
     sff_objstore_result_t res = {0};
     end_call(op, &res);
     finish(op);
@@ -737,14 +749,10 @@ static void next_read(fop_t *op);
 
 static void done_read(job_t *job)
 {
-    fop_t *op = H2O_STRUCT_FROM_MEMBER(fop_t, job, job);
-    op->reading = 0;
-    if (dead(op))
+    H2O_STRUCT_FROM_MEMBER(fop_t, job, job)->reading = 0;
+    fop_t *op = completed(job);
+    if (op == NULL)
         return;
-    if (op->err != 0) {
-        fail(op);
-        return;
-    }
     op->offset += op->buf_len;
     sff_objstore_stats.bytes_in += op->buf_len;
     int ret = sff_objstore__on_chunk(&op->super, op->buf, op->buf_len);
@@ -760,10 +768,7 @@ static void done_read(job_t *job)
 static void next_read(fop_t *op)
 {
     if (op->offset >= (uint64_t)op->st.st_size) {
-        sff_objstore_result_t res = {0};
-        fill_info(op, &res.info);
-        end_call(op, &res);
-        finish(op);
+        answer_info(op);
         return;
     }
     op->reading = 1;
@@ -772,13 +777,9 @@ static void next_read(fop_t *op)
 
 static void done_get_open(job_t *job)
 {
-    fop_t *op = H2O_STRUCT_FROM_MEMBER(fop_t, job, job);
-    if (dead(op))
+    fop_t *op = completed(job);
+    if (op == NULL)
         return;
-    if (op->err != 0) {
-        fail(op);
-        return;
-    }
     sff_objstore_result_t res = {0};
     fill_info(op, &res.info);
     if (op->super.get.on_chunk == NULL) {
@@ -811,13 +812,9 @@ static void pull(fop_t *op)
 
 static void done_put_step(job_t *job)
 {
-    fop_t *op = H2O_STRUCT_FROM_MEMBER(fop_t, job, job);
-    if (dead(op))
+    fop_t *op = completed(job);
+    if (op == NULL)
         return;
-    if (op->err != 0) {
-        fail(op);
-        return;
-    }
     if (op->chunk != NULL) {
         op->written += op->chunk_len;
         sff_objstore_stats.bytes_out += op->chunk_len;
@@ -832,13 +829,9 @@ static void done_put_step(job_t *job)
 
 static void done_list(job_t *job)
 {
-    fop_t *op = H2O_STRUCT_FROM_MEMBER(fop_t, job, job);
-    if (dead(op))
+    fop_t *op = completed(job);
+    if (op == NULL)
         return;
-    if (op->err != 0) {
-        fail(op);
-        return;
-    }
     sff_objstore_entry_t *entries = calloc(op->nentries != 0 ? op->nentries : 1, sizeof(*entries));
     if (entries == NULL) {
         op->err = SFF_ENOMEM;
