@@ -1,11 +1,20 @@
 #include <stdio.h>
 #include "backends.h"
+#include "error.h"
 #include "log.h"
 #include "metrics.h"
 #include "timer.h"
 #include "worker.h"
 
 static sff_timer_t stats_timer;
+
+/* Storage keeps no connection to watch: a probe lists one key every SFF_STORAGE_PROBE_MS, and
+ * /_ready reports its last answer (ready until a probe fails). */
+static struct {
+    sff_timer_t timer;
+    sff_objstore_op_t *op;
+    int ok;
+} probe = {.ok = 1};
 
 /* Copies the clients' counters into this worker's metrics slot, once a second. */
 static void on_stats(sff_timer_t *t)
@@ -63,6 +72,33 @@ static void on_redis_state(void *data, int connected)
     sff_metrics_backend(SFF_METRIC_REDIS_UP, (uint64_t)connected);
 }
 
+static void on_probe(void *data, sff_objstore_result_t *res)
+{
+    sff_worker_t *w = data;
+    int ok = res->err == 0;
+    probe.op = NULL;
+    if (ok != probe.ok) {
+        if (ok)
+            sff_log_info("storage answers again");
+        else
+            sff_log_warn("storage does not answer: %s", res->message != NULL ? res->message : sff_strerror(res->err));
+    }
+    probe.ok = ok;
+    sff_timer_start(&probe.timer, w->config->storage_probe_ms);
+}
+
+static void on_probe_timer(sff_timer_t *t)
+{
+    sff_worker_t *w = t->data;
+    uint32_t every = w->config->storage_probe_ms;
+    sff_objstore_list_t opts = {.max_keys = 1, .timeout_ms = every < 5000 ? every : 5000};
+    int ret = sff_objstore_list(w->backends.storage, &opts, on_probe, w, &probe.op);
+    if (ret != 0) {
+        sff_objstore_result_t res = {.err = ret};
+        on_probe(w, &res);
+    }
+}
+
 int sff_backends_start(sff_worker_t *w, char *err, size_t errlen)
 {
     const sff_config_t *c = w->config;
@@ -93,6 +129,8 @@ int sff_backends_start(sff_worker_t *w, char *err, size_t errlen)
             snprintf(err, errlen, "SFF_STORAGE_URL: %s", msg);
             return -1;
         }
+        sff_timer_init(&probe.timer, on_probe_timer, w);
+        sff_timer_start(&probe.timer, 0);
     }
     sff_timer_init(&stats_timer, on_stats, w);
     sff_timer_start(&stats_timer, 1000);
@@ -111,6 +149,10 @@ void sff_backends_stop(sff_worker_t *w)
         w->backends.pg = NULL;
     }
     if (w->backends.storage != NULL) {
+        sff_timer_stop(&probe.timer);
+        if (probe.op != NULL)
+            sff_objstore_cancel(probe.op);
+        probe.op = NULL;
         sff_objstore_destroy(w->backends.storage);
         w->backends.storage = NULL;
     }
@@ -132,8 +174,11 @@ int sff_backends_ready(sff_worker_t *w, json_t *checks)
             json_pack("{s:b, s:I, s:I}", "ok", s.up > 0, "connections", (json_int_t)s.up, "size", (json_int_t)s.size));
         ok &= s.up > 0;
     }
-    if (w->backends.storage != NULL)
+    if (w->backends.storage != NULL) {
+        /* why it failed goes to the log, not to whoever asks /_ready */
         json_object_set_new(checks, "storage",
-                            json_pack("{s:b, s:s}", "ok", 1, "driver", sff_objstore_driver(w->backends.storage)));
+                            json_pack("{s:b, s:s}", "ok", probe.ok, "driver", sff_objstore_driver(w->backends.storage)));
+        ok &= probe.ok;
+    }
     return ok;
 }

@@ -220,6 +220,9 @@ int sff_config_load(sff_config_t *c, char *err, size_t errlen)
     c->pg_pipeline = (uint32_t)v;
     c->redis_url = env_dup("SFF_REDIS_URL", NULL);
     c->storage_url = env_dup("SFF_STORAGE_URL", NULL);
+    if (env_long("SFF_STORAGE_PROBE_MS", 5000, 100, 3600000, &v, err, errlen) != 0)
+        return -1;
+    c->storage_probe_ms = (uint32_t)v;
     c->s3_access_key = env_dup("SFF_S3_ACCESS_KEY", NULL);
     c->s3_secret_key = env_dup("SFF_S3_SECRET_KEY", NULL);
     if (env_size("SFF_MAX_UPLOAD", 10 * 1024 * 1024, &c->max_upload, err, errlen) != 0)

@@ -46,6 +46,7 @@ typedef struct st_sff_config_t {
     uint32_t pg_pipeline;             /* SFF_PG_PIPELINE: calls in flight per connection (1: no pipelining) */
     char *redis_url;                  /* SFF_REDIS_URL; NULL: no Redis */
     char *storage_url;                /* SFF_STORAGE_URL: file:///path or s3://bucket?... */
+    uint32_t storage_probe_ms;        /* SFF_STORAGE_PROBE_MS: how often /_ready's storage check lists a key */
     char *s3_access_key;              /* SFF_S3_ACCESS_KEY */
     char *s3_secret_key;              /* SFF_S3_SECRET_KEY */
     size_t max_upload;                /* SFF_MAX_UPLOAD */

@@ -197,6 +197,42 @@ TEST(three_backends_at_once)
     CHECK(best < 120);
 }
 
+/* storage's ok in GET /_ready, and its status */
+static int storage_ready(tc_server_t *srv, int *status)
+{
+    tc_response_t res;
+    tc_get(srv->port, "/_ready", NULL, &res);
+    json_t *j = tc_json(res.body);
+    int ok = json_is_true(json_object_get(json_object_get(json_object_get(j, "checks"), "storage"), "ok"));
+    *status = res.status;
+    json_decref(j);
+    tc_response_free(&res);
+    return ok;
+}
+
+/* /_ready follows storage: a probe lists a key every SFF_STORAGE_PROBE_MS (100 here). */
+TEST(ready_follows_storage)
+{
+    int status, ok = 0;
+    CHECK(storage_ready(&file_srv, &status) && status == 200);
+    CHECK(storage_ready(&s3_srv, &status) && status == 200);
+    tc_proxy_fault(proxy, TC_FAULT_503, 0, 1000000); /* storage answers 503 to everything */
+    for (int i = 0; i < 100 && !ok; i++) {
+        usleep(50000);
+        ok = !storage_ready(&s3_srv, &status) && status == 503;
+    }
+    CHECK(ok);
+    CHECK(tc_server_log_contains(&s3_srv, "storage does not answer"));
+    tc_proxy_clear(proxy);
+    ok = 0;
+    for (int i = 0; i < 100 && !ok; i++) {
+        usleep(50000);
+        ok = storage_ready(&s3_srv, &status) && status == 200;
+    }
+    CHECK(ok);
+    CHECK(tc_server_log_contains(&s3_srv, "storage answers again"));
+}
+
 int main(void)
 {
     char fdir[512], env_fn[700], env_file[700], env_s3[600], env_pg[600], env_redis[500];
@@ -231,6 +267,7 @@ int main(void)
                            "SFF_SCHEMAS_DIR=schemas",
                            "SFF_MAX_UPLOAD=8m",
                            "SFF_MIGRATE=off",
+                           "SFF_STORAGE_PROBE_MS=100",
                            NULL};
     if (tc_server_start(&file_srv, env_f) != 0 || tc_server_start(&s3_srv, env_s) != 0)
         return 1;
@@ -238,6 +275,7 @@ int main(void)
     RUN(s3_driver);
     RUN(s3_failures);
     RUN(three_backends_at_once);
+    RUN(ready_follows_storage);
     tc_server_stop(&file_srv);
     tc_server_stop(&s3_srv);
     CHECK(!tc_server_log_contains(&s3_srv, TC_S3_SECRET_KEY "X")); /* (the test key is public; secrets are never logged) */
