@@ -100,16 +100,8 @@ SIDES="sff"
 [ $peer = 1 ] && SIDES="sff exp exp1"
 
 # ---- Postgres and Redis ------------------------------------------------------------------------
-mkfifo "$work/ctl"
-$tools/backends <"$work/ctl" >"$work/env" 2>"$work/backends.err" &
-backends_pid=$!
-exec 8>"$work/ctl"
-for _ in $(seq 1 300); do
-    grep -q READY=1 "$work/env" 2>/dev/null && break
-    sleep 0.1
-done
-grep -q READY=1 "$work/env" || { cat "$work/backends.err" >&2; die "Postgres and Redis did not start"; }
-. "$work/env"
+. tests/lib/shell.sh
+start_backends $tools/backends "$work" >&2 || die "Postgres and Redis did not start"
 psql -q "$PG_URL" -c "create role todolist_app login" -c "create database todolist owner todolist_app" >/dev/null ||
     die "cannot create the database"
 APP_URL="postgresql://todolist_app@127.0.0.1:$PG_PORT/todolist"
@@ -117,26 +109,18 @@ SUPER_URL="postgresql://postgres@127.0.0.1:$PG_PORT/todolist"
 # The backends' processes, sampled beside each side: their CPU per request shows what the shared
 # Postgres and Redis cost each side (pg_ctl detaches Postgres from us; Redis is the tool's child).
 pg_master=$(head -1 "$(psql -At "$SUPER_URL" -c 'show data_directory')/postmaster.pid" 2>/dev/null)
-redis_pid=$(pgrep -P "$backends_pid" redis-server | head -1)
+redis_pid=$(pgrep -P "$BACKENDS_PID" redis-server | head -1)
 # One Redis database for both: the peer shares sff's cache tag versions (a write through either
 # invalidates both caches) and keeps its own entries and counters under its own prefix.
 RS_URL=$REDIS_URL
 
-# Three free ports (nothing listens on them), below the kernel's ephemeral range: a port in that
-# range can be the local end of any connection (to Postgres, Redis, a client), and a server binding
-# it then fails with EADDRINUSE, as the peer once did.
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-ephemeral_low=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null)
-span=$((${ephemeral_low:-32768} - 10000 - 3))
-[ $span -gt 100 ] || span=100
-base_port=$((10000 + $$ % span))
-for _ in $(seq 1 50); do
-    port_free $base_port && port_free $((base_port + 1)) && port_free $((base_port + 2)) && break
-    base_port=$((10000 + (base_port + 7 - 10000) % span))
+# three distinct free ports (free_port: below the ephemeral range, where a connection's local end
+# could take one meanwhile: the peer once failed with EADDRINUSE)
+for side in sff exp exp1; do
+    pt=$(free_port)
+    while [ "$pt" = "${port_of[sff]:-}" ] || [ "$pt" = "${port_of[exp]:-}" ]; do pt=$(free_port); done
+    port_of[$side]=$pt
 done
-port_of[sff]=$base_port
-port_of[exp]=$((base_port + 1))
-port_of[exp1]=$((base_port + 2))
 cp build/functions/todolist.so "$work/functions/"
 
 # ---- starting and stopping the sides -------------------------------------------------------------

@@ -304,30 +304,30 @@ static void dispatch(void)
     }
 }
 
-/* Moves every request in flight, and the queue too when no hasher could be started, to done with
- * SFF_EUNAVAILABLE; starts a new hasher unless the last one died young. */
-static void hasher_died(h2o_linklist_t *done)
+/* Moves every request of list to done, failed with SFF_EUNAVAILABLE. */
+static void fail_all(h2o_linklist_t *list, h2o_linklist_t *done)
 {
-    while (!h2o_linklist_is_empty(&pool.inflight)) {
-        sff_pwhash_req_t *req = H2O_STRUCT_FROM_MEMBER(sff_pwhash_req_t, link, pool.inflight.next);
+    while (!h2o_linklist_is_empty(list)) {
+        sff_pwhash_req_t *req = H2O_STRUCT_FROM_MEMBER(sff_pwhash_req_t, link, list->next);
         h2o_linklist_unlink(&req->link);
         req->state = STATE_DONE;
         req->err = SFF_EUNAVAILABLE;
         h2o_linklist_insert(done, &req->link);
     }
+}
+
+/* Moves every request in flight, and the queue too when no hasher could be started, to done with
+ * SFF_EUNAVAILABLE; starts a new hasher unless the last one died young. */
+static void hasher_died(h2o_linklist_t *done)
+{
+    fail_all(&pool.inflight, done);
     pool.ninflight = 0;
     pool.memory = 0;
     stop_hasher();
     pool.stats.restarts++;
     if (sff_now_ms() - pool.spawned_ms >= RESPAWN_MS && spawn() == 0)
         return;
-    while (!h2o_linklist_is_empty(&pool.queue)) {
-        sff_pwhash_req_t *req = H2O_STRUCT_FROM_MEMBER(sff_pwhash_req_t, link, pool.queue.next);
-        h2o_linklist_unlink(&req->link);
-        req->state = STATE_DONE;
-        req->err = SFF_EUNAVAILABLE;
-        h2o_linklist_insert(done, &req->link);
-    }
+    fail_all(&pool.queue, done);
     pool.nqueued = 0;
 }
 

@@ -78,8 +78,6 @@ int tl_v1_refresh(sff_req_t *r)
         return sff_error(r, SFF_EUNAUTHORIZED, "the refresh token is unknown or used");
     if ((ret = tl_load_user(r, sff_json_str(uid), &user)) != 0)
         return ret;
-    if (user == NULL)
-        return sff_error(r, SFF_EUNAUTHORIZED, "the user is gone");
     return session_answer(r, user, 200);
 }
 
@@ -107,8 +105,6 @@ int tl_v1_me(sff_req_t *r)
     int ret = tl_load_user(r, tl_uid(r), &user);
     if (ret != 0)
         return ret;
-    if (user == NULL)
-        return sff_error(r, SFF_EUNAUTHORIZED, "the user is gone");
     return sff_respond(r, 200, tl_user_json(r, user));
 }
 
@@ -231,8 +227,6 @@ int tl_legacy_current_user(sff_req_t *r)
     int ret = tl_load_user(r, tl_uid(r), &user);
     if (ret != 0)
         return ret;
-    if (user == NULL)
-        return sff_error(r, SFF_EUNAUTHORIZED, "the user is gone");
     sff_json_t *u = sff_json_object(r);
     const char *name = sff_json_get_str(user, "name");
     sff_json_set(u, "name", sff_json_string(r, *name != '\0' ? name : sff_json_get_str(user, "username")));

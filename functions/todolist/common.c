@@ -84,7 +84,10 @@ sff_json_t *tl_rule_json(sff_req_t *r, sff_json_t *row, const char *owner_name)
 
 int tl_load_user(sff_req_t *r, const char *uid, sff_json_t **row)
 {
-    return sff_db_one(r, row, "select " TL_USER_COLUMNS " from users where id = $1::bigint", tl_params(r, 1, uid));
+    int ret = sff_db_one(r, row, "select " TL_USER_COLUMNS " from users where id = $1::bigint", tl_params(r, 1, uid));
+    if (ret == 0 && *row == NULL)
+        return sff_error(r, SFF_EUNAUTHORIZED, "the user is gone");
+    return ret;
 }
 
 int tl_check_login(sff_req_t *r, const char *username, const char *password, sff_json_t **row)

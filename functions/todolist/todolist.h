@@ -33,7 +33,8 @@ sff_json_t *tl_todo_json(sff_req_t *r, sff_json_t *row);
 /* The legacy "rule" shape of a todo row. */
 sff_json_t *tl_rule_json(sff_req_t *r, sff_json_t *row, const char *owner_name);
 
-/* Reads the user with this id (NULL when gone). */
+/* Reads the user with this id; SFF_EUNAUTHORIZED ("the user is gone") when there is none: the token
+ * or session of a user deleted since. */
 int tl_load_user(sff_req_t *r, const char *uid, sff_json_t **row);
 /* Checks username and password (rate-limited per username and per address). Returns 0 with *row set
  * to the user, or 0 with *row NULL for bad credentials, or an error. */

@@ -36,6 +36,20 @@ static const char *status_value(const char *s)
     return s == NULL ? NULL : strcmp(s, "done") == 0 ? "2" : "0";
 }
 
+/* Answers a list page from the cache, as stored (no parse, no serialization): returns 0 with *hit
+ * set when it did, 0 on a miss (or with the cache off), or an error. */
+static int answer_cached(sff_req_t *r, const char *key, const char *const *tags, int *hit)
+{
+    const char *text = NULL;
+    size_t len = 0;
+    *hit = 0;
+    int ret = tl_cache_enabled ? sff_cache_get_text(r, key, tags, 1, &text, &len) : 0;
+    if (ret != 0 || text == NULL)
+        return ret;
+    *hit = 1;
+    return sff_respond_json_text(r, 200, text, len);
+}
+
 int tl_v1_todos_list(sff_req_t *r)
 {
     sff_json_t *in = sff_input(r), *rows;
@@ -48,13 +62,9 @@ int tl_v1_todos_list(sff_req_t *r)
     const char *parts[] = {cursor, status, q, lim};
     list_key(r, key, sizeof(key), "v1", 4, parts);
     const char *tags[] = {tl_list_tag(r, tl_uid(r))};
-    const char *hit = NULL;
-    size_t hit_len = 0;
-    int ret = tl_cache_enabled ? sff_cache_get_text(r, key, tags, 1, &hit, &hit_len) : 0;
-    if (ret != 0)
+    int hit, ret = answer_cached(r, key, tags, &hit);
+    if (ret != 0 || hit)
         return ret;
-    if (hit != NULL)
-        return sff_respond_json_text(r, 200, hit, hit_len); /* as stored: no parse, no serialization */
     if ((ret = sff_db_query(r, &rows,
                             "select " TL_TODO_COLUMNS " from todos where owner = $1::bigint and ($2::bigint is null or id < $2) "
                             "and ($3::text is null or ($3 = 'done') = (status = 2)) "
@@ -271,13 +281,9 @@ int tl_legacy_rule_list(sff_req_t *r)
     const char *parts[] = {cur, siz, sorter, name, status};
     list_key(r, key, sizeof(key), "rule", 5, parts);
     const char *tags[] = {tl_list_tag(r, tl_uid(r))};
-    const char *hit = NULL;
-    size_t hit_len = 0;
-    int ret = tl_cache_enabled ? sff_cache_get_text(r, key, tags, 1, &hit, &hit_len) : 0;
-    if (ret != 0)
+    int hit, ret = answer_cached(r, key, tags, &hit);
+    if (ret != 0 || hit)
         return ret;
-    if (hit != NULL)
-        return sff_respond_json_text(r, 200, hit, hit_len);
     if ((ret = rule_page(r, current, size, sorter, name, status, &page)) != 0)
         return ret;
     if (tl_cache_enabled)

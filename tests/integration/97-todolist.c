@@ -404,6 +404,30 @@ TEST(row_level_security_backs_the_queries)
                 pg.port) == 0);
 }
 
+/* A valid token or refresh token of a user deleted since: 401 "the user is gone", never a 500 or
+ * another user's data. */
+TEST(a_deleted_users_tokens_are_refused)
+{
+    int st;
+    session_t gone = {0};
+    json_decref(call(NULL, "POST", "/api/v1/users", "{\"username\":\"leaver\",\"password\":\"leaving soon\"}", NULL, &st));
+    CHECK_INT(st, 201);
+    json_decref(call(&gone, "POST", "/api/v1/session", "{\"username\":\"leaver\",\"password\":\"leaving soon\"}", NULL, &st));
+    CHECK_INT(st, 200);
+    json_decref(call(&gone, "GET", "/api/v1/me", NULL, NULL, &st));
+    CHECK_INT(st, 200);
+    CHECK(tc_sh("psql -X -q -h 127.0.0.1 -p %d -U postgres -d todolist -c \"delete from users where username = 'leaver'\"",
+                pg.port) == 0);
+    const char *paths[][2] = {{"GET", "/api/v1/me"}, {"GET", "/api/currentUser"}, {"POST", "/api/v1/session/refresh"}};
+    for (int i = 0; i < 3; i++) {
+        session_t copy = gone;
+        json_t *j = call(&copy, paths[i][0], paths[i][1], paths[i][0][0] == 'P' ? "{}" : NULL, NULL, &st);
+        CHECK_INT(st, 401);
+        CHECK_STR(json_string_value(json_object_get(json_object_get(j, "error"), "message")), "the user is gone");
+        json_decref(j);
+    }
+}
+
 int main(void)
 {
     char fdir[512], env_fn[700], env_pg[600], env_redis[500], env_storage[600];
@@ -439,6 +463,7 @@ int main(void)
     RUN(legacy_contract);
     RUN(a_login_flood_never_stalls_the_worker);
     RUN(row_level_security_backs_the_queries);
+    RUN(a_deleted_users_tokens_are_refused);
     tc_server_stop(&srv);
     tc_redis_stop(&rs);
     tc_pg_stop(&pg);

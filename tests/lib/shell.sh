@@ -17,11 +17,13 @@ free_port() {
 }
 
 # start_backends TOOL WORKDIR: starts a private Postgres and Redis with TOOL (tests/tools/backends)
-# and sets PG_URL, PG_PORT, REDIS_URL, REDIS_PORT; they stop when file descriptor 8 closes (close
-# it with `exec 8>&-` when done). Returns nonzero, printing why, when they do not come up.
+# and sets PG_URL, PG_PORT, REDIS_URL, REDIS_PORT and BACKENDS_PID (the tool's); they stop when
+# file descriptor 8 closes (close it with `exec 8>&-` when done). Returns nonzero, printing why,
+# when they do not come up.
 start_backends() {
     mkfifo "$2/ctl"
     "$1" <"$2/ctl" >"$2/env" 2>"$2/backends.err" &
+    BACKENDS_PID=$!
     exec 8>"$2/ctl"
     for _ in $(seq 1 300); do
         grep -q READY=1 "$2/env" 2>/dev/null && break

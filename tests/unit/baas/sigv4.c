@@ -18,6 +18,7 @@
 #include "h2o.h"
 #include "sff.h"
 #include "sigv4.h"
+#include "text.h"
 #include "objstore.h"
 
 static const char *top(void)
@@ -37,24 +38,13 @@ static json_t *load_suite(void)
     return j;
 }
 
-static int unhex(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Percent-decodes n bytes of s into a new string. */
 static char *decode(const char *s, size_t n)
 {
     char *d = malloc(n + 1), *o = d;
     for (size_t i = 0; i < n; i++) {
-        if (s[i] == '%' && i + 2 < n && unhex(s[i + 1]) >= 0 && unhex(s[i + 2]) >= 0) {
-            *o++ = (char)(unhex(s[i + 1]) * 16 + unhex(s[i + 2]));
+        if (s[i] == '%' && i + 2 < n && sff_text_hexval(s[i + 1]) >= 0 && sff_text_hexval(s[i + 2]) >= 0) {
+            *o++ = (char)(sff_text_hexval(s[i + 1]) * 16 + sff_text_hexval(s[i + 2]));
             i += 2;
         } else {
             *o++ = s[i];
